@@ -1,0 +1,24 @@
+"""aigis-jupyter: chat with your own databases from Jupyter.
+
+Importing the package is cheap on purpose: `%load_ext aigis_jupyter` must stay fast,
+so every heavy module (pandas, SQLAlchemy, LangGraph) is imported only when used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the `%%aigis` / `%aigis` magics (`%load_ext aigis_jupyter`)."""
+    from .magics import load_ipython_extension as _load
+
+    _load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from .magics import unload_ipython_extension as _unload
+
+    _unload(ipython)

@@ -1,0 +1,128 @@
+"""Shared fixtures: live PostgreSQL / MariaDB databases, the Chinook files, temp settings.
+
+A missing service skips locally but fails under CI=true: CI must never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("AIGIS_SHARED_DIR", ROOT.parent / "shared"))
+CHINOOK_DIR = SHARED / "data" / "chinook"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+PG_ADMIN_URL = os.environ.get("AIGIS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+MYSQL_ADMIN_URL = os.environ.get("AIGIS_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/")
+
+
+def missing(what: str) -> None:
+    """Skip locally, fail in CI: a missing service is a broken machine there."""
+    if IN_CI:
+        pytest.fail(f"{what} is required in CI but is not available", pytrace=False)
+    pytest.skip(f"{what} not available")
+
+
+def _server_up(url: str) -> bool:
+    import sqlalchemy as sa
+
+    try:
+        eng = sa.create_engine(url, connect_args={"connect_timeout": 3})
+        with eng.connect():
+            pass
+        eng.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    if not _server_up(PG_ADMIN_URL):
+        missing("PostgreSQL at 127.0.0.1:5432")
+    return PG_ADMIN_URL
+
+
+@pytest.fixture(scope="session")
+def mysql_server() -> str:
+    if not _server_up(MYSQL_ADMIN_URL):
+        missing("MariaDB/MySQL at 127.0.0.1:3306")
+    return MYSQL_ADMIN_URL
+
+
+def _make_db(admin_url: str, kind: str) -> tuple[str, str]:
+    import sqlalchemy as sa
+
+    name = f"aigis_t_{uuid.uuid4().hex[:10]}"
+    eng = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with eng.connect() as c:
+        c.execute(sa.text(f"CREATE DATABASE {name}"))
+    eng.dispose()
+    url = sa.engine.make_url(admin_url).set(database=name)
+    return name, url.render_as_string(hide_password=False)
+
+
+def _drop_db(admin_url: str, name: str, kind: str) -> None:
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with eng.connect() as c:
+        if kind == "postgres":
+            c.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        else:
+            c.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+    eng.dispose()
+
+
+@pytest.fixture
+def pg_db(pg_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database (URL), dropped afterwards."""
+    name, url = _make_db(pg_server, "postgres")
+    yield url
+    _drop_db(pg_server, name, "postgres")
+
+
+@pytest.fixture
+def mysql_db(mysql_server: str) -> Iterator[str]:
+    """A fresh, empty MariaDB database (URL), dropped afterwards."""
+    name, url = _make_db(mysql_server, "mysql")
+    yield url
+    _drop_db(mysql_server, name, "mysql")
+
+
+@pytest.fixture(scope="session")
+def pg_db_session(pg_server: str) -> Iterator[str]:
+    name, url = _make_db(pg_server, "postgres")
+    yield url
+    _drop_db(pg_server, name, "postgres")
+
+
+@pytest.fixture(scope="session")
+def mysql_db_session(mysql_server: str) -> Iterator[str]:
+    name, url = _make_db(mysql_server, "mysql")
+    yield url
+    _drop_db(mysql_server, name, "mysql")
+
+
+@pytest.fixture(scope="session")
+def chinook_dir() -> Path:
+    if not (CHINOOK_DIR / "chinook.sqlite").exists():
+        missing(f"the Chinook sample in {CHINOOK_DIR}")
+    return CHINOOK_DIR
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Core settings isolated in a temp data dir, with no model keys from the environment."""
+    from aigis_jupyter.settings import Settings
+
+    for var in ("AIGIS_DATABASE_URL", "MASTER_ENCRYPTION_KEY", "LM_STUDIO_ENDPOINT",
+                "DEEPSEEK_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AIGIS_DATA_DIR", str(tmp_path / "data"))
+    return Settings(data_dir=tmp_path / "data")

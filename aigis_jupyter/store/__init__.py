@@ -1,0 +1,7 @@
+"""The extension's own database: models, owner-scoped queries, migrations."""
+
+from __future__ import annotations
+
+from .db import Store, StoreError
+
+__all__ = ["Store", "StoreError"]

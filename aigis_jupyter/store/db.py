@@ -1,0 +1,227 @@
+"""The store's engine, sessions and automatic migrations.
+
+Local mode shares one SQLite file between the Jupyter server and every kernel, so the
+file runs in WAL mode (readers never block the writer) with a busy timeout, and the
+migration step takes the database's write lock first: two processes starting at once
+serialize instead of both creating the same tables. On PostgreSQL an advisory lock
+does the same; on MySQL/MariaDB a named lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..errors import AigisError
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "aigis_alembic_version"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_PG_LOCK_KEY = 0x41_69_67_69_73  # "Aigis": one advisory lock id for our migrations
+_MYSQL_LOCK_NAME = "aigis_store_migrations"
+
+
+class StoreError(AigisError):
+    """The store (the extension's own database) is unreachable or unusable."""
+
+    status = 500
+    reason = "store_error"
+
+
+def alembic_config(url: str | URL | None = None) -> Any:
+    """An Alembic Config pointing into the installed package (works from a wheel)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    if url is not None:
+        text = url.render_as_string(hide_password=False) if isinstance(url, URL) else url
+        cfg.set_main_option("sqlalchemy.url", text.replace("%", "%%"))
+    return cfg
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _current_revision(conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+    return ctx.get_current_revision()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cur.close()
+
+
+class Store:
+    """The extension's own database (users, connections, threads, messages, audit)."""
+
+    def __init__(self, url: str | URL, *, migrate: bool = True, echo: bool = False) -> None:
+        self.url = sa.engine.make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        if self.is_sqlite:
+            db = self.url.database or ""
+            if not db or db == ":memory:" or db.startswith("file:"):
+                raise StoreError("The store needs a SQLite file, not an in-memory database: "
+                                 "point AIGIS_DATABASE_URL at sqlite:////path/to/aigis.sqlite.")
+            Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+                                      "check_same_thread": False}
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine: Engine = sa.create_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if migrate:
+            self.upgrade()
+
+    def __repr__(self) -> str:
+        return f"Store({self.safe_url!r})"
+
+    @property
+    def safe_url(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A unit of work: committed when the block ends, rolled back on error."""
+        s = self._sessions()
+        try:
+            yield s
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
+        finally:
+            s.close()
+
+    # -- migrations -----------------------------------------------------------------
+    def current_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return _current_revision(conn)
+
+    def upgrade(self, revision: str = "head") -> str | None:
+        """Bring the schema to ``revision`` (default head); safe with concurrent callers."""
+        try:
+            head = head_revision()
+            if revision == "head" and self.current_revision() == head:
+                return head
+            if self.is_sqlite:
+                self._upgrade_sqlite(revision)
+            else:
+                self._upgrade_locked(revision)
+            return self.current_revision()
+        except AigisError:
+            raise
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(
+                f"Could not open or migrate the store at {self.safe_url}: "
+                f"{exc.__class__.__name__}: {getattr(exc, 'orig', exc)}. Check "
+                "AIGIS_DATABASE_URL (or the data dir's permissions) and that the database "
+                "server is running."
+            ) from exc
+
+    def _run_alembic(self, conn: Connection, revision: str) -> None:
+        from alembic import command
+
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+    def _upgrade_sqlite(self, revision: str) -> None:
+        # A dedicated engine whose transactions start with BEGIN IMMEDIATE: the write lock
+        # is held from the version check to the commit, so a second process waits (busy
+        # timeout), then finds the schema at head and does nothing.
+        eng = sa.create_engine(self.url, poolclass=sa.pool.NullPool,
+                               connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+        @event.listens_for(eng, "connect")
+        def _connect(dbapi_conn: Any, record: Any) -> None:
+            _sqlite_pragmas(dbapi_conn, record)
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+
+        @event.listens_for(eng, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        try:
+            with eng.begin() as conn:
+                self._run_alembic(conn, revision)
+        finally:
+            eng.dispose()
+
+    def _upgrade_locked(self, revision: str) -> None:
+        backend = self.url.get_backend_name()
+        with self.engine.connect() as conn:
+            if backend == "postgresql":
+                with conn.begin():
+                    # transaction-scoped: released at commit, DDL is transactional here
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+                    self._run_alembic(conn, revision)
+            elif backend in ("mysql", "mariadb"):
+                got = conn.execute(sa.text("SELECT GET_LOCK(:n, 120)"),
+                                   {"n": _MYSQL_LOCK_NAME}).scalar()
+                conn.commit()
+                if got != 1:
+                    raise StoreError("Timed out waiting for another process to migrate the store; "
+                                     "try again in a minute.")
+                try:
+                    with conn.begin():
+                        self._run_alembic(conn, revision)
+                finally:
+                    conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": _MYSQL_LOCK_NAME})
+                    conn.commit()
+            else:
+                with conn.begin():
+                    self._run_alembic(conn, revision)
+
+    # -- health ---------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """Store connectivity and whether the schema is at the newest migration."""
+        out: dict[str, Any] = {"url": self.safe_url, "backend": self.url.get_backend_name()}
+        try:
+            head = head_revision()
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+                current = _current_revision(conn)
+                if self.is_sqlite:
+                    out["journal_mode"] = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+        except Exception as exc:
+            out.update(ok=False, connected=False, at_head=False,
+                       error=f"{exc.__class__.__name__}: {getattr(exc, 'orig', exc)}")
+            return out
+        out.update(ok=current == head, connected=True, revision=current, head=head,
+                   at_head=current == head)
+        if current != head:
+            out["error"] = "The store is not at the newest migration: run `aigis db upgrade`."
+        return out
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+__all__ = ["MIGRATIONS_DIR", "VERSION_TABLE", "Store", "StoreError", "alembic_config",
+           "head_revision"]

@@ -1,0 +1,186 @@
+"""Owner-scoped queries: the one place that reads and writes user-owned rows.
+
+`OwnerRepo` is bound to one owner; every statement it builds filters on that owner, so
+a row of somebody else is indistinguishable from a missing one (`NotFound`, which the
+API maps to 404, never 403). Only `UserRepo` (admin operations, user lookup by
+identity) works across owners.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..errors import NotFound
+from .models import AuditLog, Base, Connection, Message, Thread, User, utcnow
+
+M = TypeVar("M", bound=Base)
+
+
+class UserRepo:
+    """Users by identity; cross-owner by nature (admin listing, get-or-create at login)."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def by_username(self, username: str) -> User | None:
+        return self.s.scalars(sa.select(User).where(User.username == username)).one_or_none()
+
+    def get(self, user_id: str) -> User:
+        user = self.s.get(User, user_id)
+        if user is None:
+            raise NotFound(f"No user with id {user_id}.")
+        return user
+
+    def list(self) -> Sequence[User]:
+        return self.s.scalars(sa.select(User).order_by(User.username)).all()
+
+    def add(self, username: str, *, display_name: str | None = None,
+            is_admin: bool = False) -> User:
+        user = User(username=username, display_name=display_name, is_admin=is_admin)
+        self.s.add(user)
+        self.s.flush()
+        return user
+
+    def delete(self, user: User) -> None:
+        # Keep audit rows (owner_id goes NULL, the username copy stays) on every backend,
+        # whether or not it enforces ON DELETE SET NULL.
+        self.s.execute(sa.update(AuditLog).where(AuditLog.owner_id == user.id)
+                       .values(owner_id=None))
+        conn_ids = sa.select(Connection.id).where(Connection.owner_id == user.id)
+        self.s.execute(sa.update(AuditLog).where(AuditLog.connection_id.in_(conn_ids))
+                       .values(connection_id=None))
+        self.s.execute(sa.delete(Message).where(Message.owner_id == user.id))
+        self.s.execute(sa.delete(Thread).where(Thread.owner_id == user.id))
+        self.s.execute(sa.delete(Connection).where(Connection.owner_id == user.id))
+        self.s.delete(user)
+        self.s.flush()
+
+    def audit(self, *, limit: int = 100) -> Sequence[AuditLog]:
+        return self.s.scalars(sa.select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)).all()
+
+    def all_connections(self) -> Sequence[Connection]:
+        """Every connection row of every owner, locked where the backend can: for key
+        rotation only (a concurrent edit must not be overwritten with a stale token)."""
+        return self.s.scalars(
+            sa.select(Connection).order_by(Connection.id).with_for_update()).all()
+
+
+class OwnerRepo:
+    """Every query here is filtered on ``owner_id``."""
+
+    def __init__(self, session: Session, owner_id: str) -> None:
+        if not owner_id:
+            raise ValueError("OwnerRepo needs an owner id")
+        self.s = session
+        self.owner_id = owner_id
+
+    def _select(self, model: type[M]) -> sa.Select[tuple[M]]:
+        return sa.select(model).where(model.owner_id == self.owner_id)  # type: ignore[attr-defined]
+
+    # -- connections ----------------------------------------------------------------
+    def connections(self) -> Sequence[Connection]:
+        return self.s.scalars(self._select(Connection).order_by(Connection.name)).all()
+
+    def connection(self, ref: str) -> Connection:
+        """By id, then by name; NotFound when missing or not this owner's."""
+        if not isinstance(ref, str) or not ref:
+            raise NotFound("No connection given: pass a connection id or name.")
+        row = self.s.scalars(self._select(Connection).where(Connection.id == ref)).one_or_none()
+        if row is None:
+            row = self.s.scalars(
+                self._select(Connection).where(Connection.name == ref)).one_or_none()
+        if row is None:
+            raise NotFound(f"No connection {ref!r}. List yours with `aigis connections list` "
+                           "or GET /aigis/connections.")
+        return row
+
+    def connection_by_name(self, name: str) -> Connection | None:
+        return self.s.scalars(
+            self._select(Connection).where(Connection.name == name)).one_or_none()
+
+    def add_connection(self, row: Connection) -> Connection:
+        row.owner_id = self.owner_id
+        self.s.add(row)
+        self.s.flush()
+        return row
+
+    def delete_connection(self, row: Connection) -> None:
+        self._own(row)
+        # Explicit, so it holds on backends that do not enforce ON DELETE SET NULL.
+        self.s.execute(sa.update(Thread).where(Thread.owner_id == self.owner_id,
+                                               Thread.connection_id == row.id)
+                       .values(connection_id=None))
+        self.s.execute(sa.update(AuditLog).where(AuditLog.connection_id == row.id)
+                       .values(connection_id=None))
+        self.s.delete(row)
+        self.s.flush()
+
+    # -- threads --------------------------------------------------------------------
+    def threads(self) -> Sequence[Thread]:
+        return self.s.scalars(
+            self._select(Thread).order_by(Thread.updated_at.desc(), Thread.id)).all()
+
+    def thread(self, thread_id: str) -> Thread:
+        row = None
+        if isinstance(thread_id, str) and thread_id:
+            row = self.s.scalars(
+                self._select(Thread).where(Thread.id == thread_id)).one_or_none()
+        if row is None:
+            raise NotFound(f"No chat thread {thread_id!r}. Create one first (POST /aigis/chat/"
+                           "thread) or list yours (GET /aigis/chat/threads).")
+        return row
+
+    def add_thread(self, row: Thread) -> Thread:
+        row.owner_id = self.owner_id
+        self.s.add(row)
+        self.s.flush()
+        return row
+
+    def delete_thread(self, row: Thread) -> None:
+        self._own(row)
+        self.s.execute(sa.delete(Message).where(Message.owner_id == self.owner_id,
+                                                Message.thread_id == row.id))
+        self.s.delete(row)
+        self.s.flush()
+
+    # -- messages -------------------------------------------------------------------
+    def messages(self, thread_id: str) -> Sequence[Message]:
+        thread = self.thread(thread_id)
+        return self.s.scalars(
+            self._select(Message).where(Message.thread_id == thread.id).order_by(Message.id)
+        ).all()
+
+    def add_message(self, thread_id: str, role: str, content: str,
+                    payload: dict[str, Any] | None = None) -> Message:
+        thread = self.thread(thread_id)
+        msg = Message(thread_id=thread.id, owner_id=self.owner_id, role=role, content=content,
+                      payload=payload)
+        self.s.add(msg)
+        thread.updated_at = utcnow()
+        self.s.flush()
+        return msg
+
+    # -- audit ----------------------------------------------------------------------
+    def add_audit(self, **fields: Any) -> AuditLog:
+        row = AuditLog(owner_id=self.owner_id, **fields)
+        self.s.add(row)
+        self.s.flush()
+        return row
+
+    def audit(self, *, limit: int = 100, since: datetime | None = None) -> Sequence[AuditLog]:
+        q = self._select(AuditLog)
+        if since is not None:
+            q = q.where(AuditLog.created_at >= since)
+        return self.s.scalars(q.order_by(AuditLog.id.desc()).limit(limit)).all()
+
+    def _own(self, row: Any) -> None:
+        if getattr(row, "owner_id", None) != self.owner_id:  # defence in depth
+            raise NotFound("Not found.")
+
+
+__all__ = ["OwnerRepo", "UserRepo"]

@@ -13,7 +13,6 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
@@ -153,26 +152,12 @@ def cmd_db_upgrade(ctx: _Ctx) -> int:
 
 
 def cmd_demo(ctx: _Ctx) -> int:
-    from .demo import build_demo_sqlite
-
-    path = Path(ctx.args.path).expanduser() if ctx.args.path else (
-        ctx.settings.data_dir / "demo.sqlite")
-    path = Path(build_demo_sqlite(path)).resolve()
-    scope = ctx.scope
-    name = ctx.args.name
-    try:
-        existing = scope.get_connection(name)
-    except AigisError:
-        existing = None
-    if existing is None:
-        scope.create_connection({"name": name, "db_type": "sqlite", "host": str(path)},
-                               test=True)
-        print(f"Demo database at {path}, registered as connection {name!r}.")
-    elif existing["db_type"] == "sqlite" and existing["host"] == str(path):
-        print(f"Demo database at {path}, already registered as connection {name!r}.")
-    else:
-        scope.update_connection(name, {"db_type": "sqlite", "host": str(path)}, test=True)
-        print(f"Demo database at {path}; connection {name!r} now points to it.")
+    conn = ctx.scope.ensure_demo(ctx.args.path, ctx.args.name)
+    name, where = conn["name"], conn["host"]
+    print({"created": f"Demo database at {where}, registered as connection {name!r}.",
+           "unchanged": f"Demo database at {where}, already registered as connection {name!r}.",
+           "updated": f"Demo database at {where}; connection {name!r} now points to it."}[
+        conn["status"]])
     return 0
 
 

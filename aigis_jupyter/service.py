@@ -794,6 +794,36 @@ class UserScope:
             s.flush()
             return self._thread_out(s, t)
 
+    def list_models(self) -> list[dict[str, Any]]:
+        """Every model this deployment knows, with availability and how to enable it."""
+        return [model_dict(m) for m in self.service.models.list()]
+
+    def ensure_demo(self, path: str | os.PathLike[str] | None = None,
+                    name: str = "demo") -> dict[str, Any]:
+        """Build the demo database (idempotent) and register it as connection `name`.
+
+        Returns the connection with `status`: created, unchanged or updated.
+        """
+        from pathlib import Path
+
+        from .demo import build_demo_sqlite
+
+        target = Path(path).expanduser() if path else self.settings.data_dir / "demo.sqlite"
+        target = Path(build_demo_sqlite(target)).resolve()
+        try:
+            existing: dict[str, Any] | None = self.get_connection(name)
+        except NotFound:
+            existing = None
+        if existing is None:
+            conn, status = self.create_connection(
+                {"name": name, "db_type": "sqlite", "host": str(target)}, test=True), "created"
+        elif existing["db_type"] == "sqlite" and existing["host"] == str(target):
+            conn, status = existing, "unchanged"
+        else:
+            conn, status = self.update_connection(
+                name, {"db_type": "sqlite", "host": str(target)}, test=True), "updated"
+        return {**conn, "status": status}
+
     def get_thread_model(self, thread_id: str) -> dict[str, Any]:
         """The thread's model and every known model with its availability."""
         thread = self.get_thread(thread_id)

@@ -1,0 +1,357 @@
+"""The notebook front door: `%%aigis` asks a question, `%aigis` manages the session.
+
+Loading is cheap (IPython and traitlets only); the service, pandas and LangGraph are
+imported on first use. Every rule lives in the core: this module only translates
+arguments into service calls and events into displays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import re
+import shlex
+import time
+from getpass import getpass
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import HTML, display
+from traitlets import Bool, Float, Int, Unicode
+from traitlets.config import Configurable
+
+from .errors import AigisError, BadInput
+from .rendering import TurnView, chart_bundle, error_html
+
+if TYPE_CHECKING:
+    from .service import UserScope
+
+_VAR = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+HELP = """\
+%%aigis [--thread NAME] [--conn NAME] [--model NAME] [--no-chart] [-o VAR] [--sql-only]
+<question>                      ask in plain language; {var} inserts a notebook variable
+
+%aigis connections list | test NAME | use NAME | remove NAME
+%aigis connections add NAME --type postgres|mysql|sqlite [--host H] [--port P]
+                       [--database D] [--user U] [--password] [--allow-write]
+                                (--password prompts; the password is never shown or saved here)
+%aigis model list | use NAME
+%aigis thread new [NAME] | list | use NAME | history
+%aigis demo [PATH]              build the demo database and register it as 'demo'
+%aigis sql                      the last SQL that ran
+%aigis chat                     a chat widget (ipywidgets)
+%aigis help
+"""
+
+
+class _ArgError(Exception):
+    """argparse wants to exit: report the usage message instead."""
+
+
+@magics_class
+class AigisMagics(Magics, Configurable):
+    """`%%aigis` / `%aigis`; configurable with `%config AigisMagics.<trait> = value`."""
+
+    chart = Bool(True, help="Draw a chart when it helps (off: --no-chart).").tag(config=True)
+    default_model = Unicode(
+        None, allow_none=True, help="Model for new threads, e.g. 'local' or 'qwen3-8b'."
+    ).tag(config=True)
+    default_connection = Unicode(
+        None, allow_none=True, help="Connection for new threads, e.g. 'demo'."
+    ).tag(config=True)
+    update_interval = Float(
+        0.05, help="Seconds between live updates of the answer while tokens stream."
+    ).tag(config=True)
+    preview_rows = Int(20, help="Rows shown in the chat widget's table preview.").tag(config=True)
+    return_dataframe = Bool(True, help="Return the result DataFrame as the cell's value.").tag(
+        config=True
+    )
+
+    def __init__(self, shell: Any = None, scope: UserScope | None = None) -> None:
+        Configurable.__init__(self, config=shell.config if shell is not None else None)
+        Magics.__init__(self, shell=shell)
+        self._scope = scope
+        self._thread_id: str | None = None
+        self.last_sql: str | None = None
+        self.last_view: TurnView | None = None
+
+    # -- session ---------------------------------------------------------------------
+
+    @property
+    def scope(self) -> UserScope:
+        if self._scope is None:
+            from .client import local_scope
+
+            self._scope = local_scope()
+        return self._scope
+
+    def thread_id(self, name: str | None = None) -> str:
+        """The current thread, or the one titled `name` (created when missing)."""
+        if name:
+            for t in self.scope.list_threads():
+                if t.get("title") == name:
+                    self._thread_id = t["id"]
+                    return t["id"]
+            self._thread_id = self._new_thread(name)
+        elif self._thread_id is None:
+            self._thread_id = self._new_thread("notebook")
+        return self._thread_id
+
+    def _new_thread(self, title: str) -> str:
+        tid = self.scope.create_thread(title=title)["id"]
+        if self.default_model:
+            self.scope.set_thread_model(tid, self.default_model)
+        if self.default_connection:
+            self.scope.set_thread_connection(tid, self.default_connection)
+        return tid
+
+    # -- the magic ---------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("--thread", "-t", default=None, help="thread name (created if new)")
+    @argument("--conn", "-c", default=None, help="connection name for this thread")
+    @argument("--model", "-m", default=None, help="model name for this thread")
+    @argument("--no-chart", action="store_true", help="never draw a chart")
+    @argument("-o", "--out", default=None, help="also bind the DataFrame to this variable")
+    @argument("--sql-only", action="store_true", help="write and check the SQL, do not run it")
+    @argument("rest", nargs="*", help="subcommand (line magic) or question")
+    @line_cell_magic
+    def aigis(self, line: str = "", cell: str | None = None) -> Any:
+        """Ask your database a question (cell) or manage connections, models, threads (line)."""
+        try:
+            if cell is None:
+                return self._line(line)
+            try:
+                args = parse_argstring(self.aigis, line)
+            except SystemExit as exc:
+                raise BadInput(f"Could not read the options '{line}'. {HELP}") from exc
+            question = self._interpolate(cell.strip() + " " + " ".join(args.rest)).strip()
+            if not question:
+                raise BadInput("Write a question in the cell body, e.g. 'How many orders?'")
+            return self._ask(question, args)
+        except AigisError as exc:
+            display(error_html(exc.message), raw=True)
+            return None
+
+    def _interpolate(self, text: str) -> str:
+        ns = self.shell.user_ns if self.shell is not None else {}
+
+        def sub(m: re.Match[str]) -> str:
+            if m.group(0) in ("{{", "}}"):
+                return m.group(0)[0]
+            name = m.group(1)
+            if name not in ns:
+                raise BadInput(
+                    f"{{{name}}} names no notebook variable; define it or write {{{{{name}}}}} "
+                    "for literal braces."
+                )
+            return str(ns[name])
+
+        return _VAR.sub(sub, text)
+
+    def _ask(self, question: str, args: Any) -> Any:
+        tid = self.thread_id(args.thread)
+        if args.conn:
+            self.scope.set_thread_connection(tid, args.conn)
+        if args.model:
+            self.scope.set_thread_model(tid, args.model)
+        chart = self.chart and not args.no_chart
+        view = TurnView()
+        handle = display(view.bundle(), raw=True, display_id=True)
+        last = 0.0
+        from .client import stream_sync
+
+        stream = stream_sync(
+            lambda: self.scope.chat(tid, question, chart=chart, sql_only=args.sql_only)
+        )
+        try:
+            for event in stream:
+                view.feed(event)
+                if event["type"] == "chart" and view.chart:
+                    display(chart_bundle(view.chart), raw=True)
+                now = time.monotonic()
+                if event["type"] != "chunk" or now - last >= self.update_interval:
+                    handle.update(view.bundle(), raw=True)
+                    last = now
+        except KeyboardInterrupt:
+            self.scope.cancel(tid)
+            view.feed({"type": "error", "message": "Cancelled.", "reason": "cancelled"})
+            view.done = True
+        finally:
+            stream.close()
+        handle.update(view.bundle(), raw=True)
+        self.last_view = view
+        if view.sql:
+            self.last_sql = view.sql
+        if view.error or args.sql_only or view.table is None:
+            return None
+        df = self.scope.last_result(tid)
+        if df is None:
+            return None
+        if args.out and self.shell is not None:
+            self.shell.user_ns[args.out] = df
+        return df if self.return_dataframe else None
+
+    # -- line subcommands --------------------------------------------------------------
+
+    def _line(self, line: str) -> Any:
+        words = shlex.split(line)
+        if not words or words[0] in ("help", "-h", "--help"):
+            print(HELP)
+            return None
+        cmd, rest = words[0], words[1:]
+        handler = {
+            "connections": self._connections,
+            "connection": self._connections,
+            "connect": self._connect,
+            "conn": self._connections,
+            "model": self._model,
+            "models": self._model,
+            "thread": self._thread,
+            "threads": self._thread,
+            "sql": self._sql,
+            "chat": self._chat,
+            "demo": self._demo,
+        }.get(cmd)
+        if handler is None:
+            raise BadInput(f"Unknown subcommand '{cmd}'. Try %aigis help.\n\n{HELP}")
+        return handler(rest)
+
+    def _connections(self, rest: list[str]) -> Any:
+        sub = rest[0] if rest else "list"
+        if sub == "list":
+            return _frame(self.scope.list_connections(), _CONN_COLS)
+        if sub == "add":
+            return self._connect(rest[1:])
+        if len(rest) < 2:
+            raise BadInput(f"Usage: %aigis connections {sub} NAME")
+        name = rest[1]
+        if sub == "test":
+            res = self.scope.test_connection(name)
+            version = res.get("server_version", "")
+            print(f"✓ {name} is reachable ({version}, {res.get('latency_ms', 0):.0f} ms)")
+            return None
+        if sub == "use":
+            self.scope.get_connection(name)
+            self.scope.set_thread_connection(self.thread_id(), name)
+            print(f"This thread now asks '{name}'.")
+            return None
+        if sub in ("remove", "delete", "rm"):
+            self.scope.delete_connection(name)
+            print(f"Removed connection '{name}'.")
+            return None
+        raise BadInput(f"Unknown connections subcommand '{sub}'. Try %aigis help.")
+
+    def _connect(self, rest: list[str]) -> Any:
+        p = _Parser(prog="%aigis connections add", add_help=False)
+        p.add_argument("name")
+        p.add_argument("--type", dest="db_type", default="postgres")
+        p.add_argument("--host")
+        p.add_argument("--port", type=int)
+        p.add_argument("--database", "--db")
+        p.add_argument("--user", "--username", dest="username")
+        p.add_argument("--password", action="store_true", help="prompt for the password")
+        p.add_argument("--allow-write", action="store_true")
+        try:
+            a = p.parse_args(rest)
+        except _ArgError as exc:
+            raise BadInput(str(exc)) from exc
+        data: dict[str, Any] = {
+            k: v for k, v in vars(a).items() if v is not None and k not in ("password",)
+        }
+        if a.password:
+            data["password"] = getpass(f"Password for {a.username or a.name}: ")
+        conn = self.scope.create_connection(data, test=True)  # a bad one is never saved
+        print(f"Saved connection '{conn['name']}' ({conn['db_type']}); it answered.")
+        return None
+
+    def _model(self, rest: list[str]) -> Any:
+        sub = rest[0] if rest else "list"
+        if sub == "list":
+            rows = [
+                {
+                    "name": m["name"],
+                    "provider": m["provider"],
+                    "aliases": ", ".join(m["aliases"]),
+                    "available": m["available"],
+                    "how to enable": "" if m["available"] else m["reason"],
+                }
+                for m in self.scope.list_models()
+            ]
+            return _frame(rows, ["name", "provider", "aliases", "available", "how to enable"])
+        if sub == "use" and len(rest) > 1:
+            res = self.scope.set_thread_model(self.thread_id(), rest[1])
+            self.default_model = res.get("model") or rest[1]
+            print(f"This thread now uses '{self.default_model}'.")
+            return None
+        raise BadInput("Usage: %aigis model list | use NAME")
+
+    def _thread(self, rest: list[str]) -> Any:
+        sub = rest[0] if rest else "list"
+        if sub == "new":
+            self._thread_id = self._new_thread(rest[1] if len(rest) > 1 else "notebook")
+            print(f"New thread {self._thread_id}.")
+            return None
+        if sub == "list":
+            return _frame(self.scope.list_threads(), ["id", "title", "model_name", "updated_at"])
+        if sub == "use" and len(rest) > 1:
+            self.thread_id(rest[1])
+            return None
+        if sub == "history":
+            for m in self.scope.get_messages(self.thread_id()):
+                print(f"[{m['role']}] {m['content']}")
+            return None
+        raise BadInput("Usage: %aigis thread new [NAME] | list | use NAME | history")
+
+    def _sql(self, rest: list[str]) -> Any:
+        if not self.last_sql:
+            print("No SQL yet: ask a question with %%aigis first.")
+            return None
+        display(HTML(f"<pre><code>{_esc(self.last_sql)}</code></pre>"))
+        return None
+
+    def _demo(self, rest: list[str]) -> Any:
+        conn = self.scope.ensure_demo(rest[0] if rest else None)
+        print(f"Demo database '{conn['name']}' ({conn['status']}): {conn['host']}")
+        if self._thread_id is None and not self.default_connection:
+            self.default_connection = conn["name"]
+        return None
+
+    def _chat(self, rest: list[str]) -> Any:
+        from .widgets import ChatWidget
+
+        w = ChatWidget(self.scope, preview_rows=self.preview_rows)
+        display(w)
+        return None
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse would exit the kernel
+        raise _ArgError(f"{message}\n{self.format_usage()}")
+
+
+_CONN_COLS = ["name", "db_type", "host", "port", "database", "username", "has_password",
+              "allow_write"]
+
+
+def _frame(rows: list[dict[str, Any]], cols: list[str]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
+
+
+def _esc(s: str) -> str:
+    return html.escape(s)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    magics = AigisMagics(shell=ipython)
+    ipython.register_magics(magics)
+    if magics not in ipython.configurables:
+        ipython.configurables.append(magics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    ipython.configurables[:] = [c for c in ipython.configurables if not isinstance(c, AigisMagics)]

@@ -1,0 +1,147 @@
+"""Turns one chat turn's event stream into what a notebook shows.
+
+The magics and the chat widget render the same stream a browser does; this module folds
+events into a view (status, streamed answer, SQL, table preview, chart, error) and renders
+it as HTML plus a plain-text twin for frontends and tests without HTML.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+VEGALITE_MIME = "application/vnd.vegalite.v5+json"
+
+PHASES = {
+    "schema": "Reading the schema…",
+    "sql": "Writing SQL…",
+    "executing": "Running the query…",
+    "charting": "Drawing a chart…",
+    "answering": "Writing the answer…",
+}
+
+_STYLE = (
+    "<style>.aigis-turn{font-family:var(--jp-ui-font-family,sans-serif);line-height:1.45}"
+    ".aigis-status{color:#666;font-size:90%}.aigis-error{color:#b00020;border-left:3px solid"
+    " #b00020;padding:2px 8px;margin:4px 0}.aigis-answer{white-space:pre-wrap;margin:4px 0}"
+    ".aigis-turn pre{background:rgba(127,127,127,.08);padding:6px;overflow:auto}</style>"
+)
+
+
+@dataclass
+class TurnView:
+    """The state of one answer as its events arrive."""
+
+    phase: str | None = None
+    answer: str = ""
+    sql: str | None = None
+    table: dict[str, Any] | None = None
+    chart: dict[str, Any] | None = None
+    error: dict[str, str] | None = None
+    done: bool = False
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def feed(self, event: dict[str, Any]) -> None:
+        """Fold one event into the view."""
+        self.events.append(event)
+        kind = event.get("type")
+        if kind == "status":
+            self.phase = event.get("phase")
+        elif kind == "chunk":
+            self.answer += str(event.get("content", ""))
+        elif kind == "sql":
+            self.sql = event.get("sql")
+        elif kind == "table":
+            self.table = event
+        elif kind == "chart":
+            self.chart = event.get("spec")
+        elif kind == "error":
+            self.error = {"message": event.get("message", ""), "reason": event.get("reason", "")}
+        elif kind == "end":
+            self.done = True
+            full = event.get("full_response")
+            if full and not self.answer:
+                self.answer = str(full)
+
+    @property
+    def status_text(self) -> str:
+        if self.done:
+            return ""
+        return PHASES.get(self.phase or "", "Thinking…")
+
+    def html(self, *, with_table: bool = False) -> str:
+        parts = [_STYLE, '<div class="aigis-turn">']
+        if self.status_text:
+            parts.append(f'<div class="aigis-status">⏳ {html.escape(self.status_text)}</div>')
+        if self.error:
+            parts.append(f'<div class="aigis-error">⚠ {html.escape(self.error["message"])}</div>')
+        if self.answer:
+            parts.append(f'<div class="aigis-answer">{html.escape(self.answer)}</div>')
+        if self.sql:
+            parts.append(
+                "<details><summary>SQL</summary>"
+                f"<pre><code>{html.escape(self.sql)}</code></pre></details>"
+            )
+        if self.table:
+            parts.append(f'<div class="aigis-status">{html.escape(self.table_caption())}</div>')
+            if with_table:
+                parts.append(table_html(self.table))
+        parts.append("</div>")
+        return "".join(parts)
+
+    def table_caption(self) -> str:
+        if not self.table:
+            return ""
+        n = self.table.get("row_count", 0)
+        more = " (truncated at the row cap)" if self.table.get("truncated") else ""
+        return f"{n} row{'s' if n != 1 else ''}{more}"
+
+    def text(self) -> str:
+        lines: list[str] = []
+        if self.status_text:
+            lines.append(self.status_text)
+        if self.error:
+            lines.append(f"Error: {self.error['message']}")
+        if self.answer:
+            lines.append(self.answer)
+        if self.sql:
+            lines.append(f"SQL: {self.sql}")
+        if self.table:
+            lines.append(self.table_caption())
+        return "\n".join(lines)
+
+    def bundle(self, *, with_table: bool = False) -> dict[str, str]:
+        return {"text/html": self.html(with_table=with_table), "text/plain": self.text()}
+
+
+def table_html(table: dict[str, Any]) -> str:
+    """A small HTML table from a `table` event's preview rows."""
+    cols = table.get("columns") or []
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
+        for row in table.get("rows") or []
+    )
+    return f'<table class="dataframe"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _cell(v: Any) -> str:
+    return "" if v is None else str(v)
+
+
+def chart_bundle(spec: dict[str, Any]) -> dict[str, Any]:
+    """Native Vega-Lite for frontends that render it, with a text fallback for the rest."""
+    title = spec.get("title") or spec.get("mark") or "chart"
+    if isinstance(title, dict):
+        title = title.get("text") or json.dumps(title)[:60]
+    return {VEGALITE_MIME: spec, "text/plain": f"<Vega-Lite chart: {title}>"}
+
+
+def error_html(message: str) -> dict[str, str]:
+    """A short readable error, never a traceback wall."""
+    return {
+        "text/html": f'{_STYLE}<div class="aigis-error">⚠ {html.escape(message)}</div>',
+        "text/plain": f"Error: {message}",
+    }

@@ -1,0 +1,250 @@
+"""The notebook front door, driven through a real IPython InteractiveShell.
+
+The model is scripted (a LangChain fake chat model, the one allowed stand-in); the database,
+store, vault, guard and agent are the real ones on a demo SQLite file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.displaypub import DisplayPublisher
+from IPython.core.interactiveshell import InteractiveShell
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+
+from aigis_jupyter.models import ModelInfo
+from aigis_jupyter.rendering import VEGALITE_MIME
+
+SECRET = "s3cr3t-Pa55word!"
+
+
+class SlowFake(GenericFakeChatModel):
+    """Scripted replies, streamed word by word with a pause, like a real model."""
+
+    delay: float = 0.0
+
+    def _stream(self, *args: Any, **kwargs: Any):  # type: ignore[override]
+        for chunk in super()._stream(*args, **kwargs):
+            if self.delay:
+                time.sleep(self.delay)
+            yield chunk
+
+
+class Recorder(DisplayPublisher):
+    """Keeps every display and display update the magic publishes."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.records: list[dict[str, Any]] = []
+
+    def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kw):
+        self.records.append({"data": data, "transient": transient or {}, "update": update})
+
+    def all_text(self) -> str:
+        return "\n".join(str(r["data"]) for r in self.records)
+
+
+@pytest.fixture
+def demo_db(tmp_path: Path) -> Path:
+    from aigis_jupyter.demo import build_demo_sqlite
+
+    return build_demo_sqlite(tmp_path / "demo.sqlite")
+
+
+@pytest.fixture
+def env(settings, demo_db):
+    """A shell with the extension loaded on a fresh store, a demo connection and a model slot."""
+    from aigis_jupyter.magics import AigisMagics
+    from aigis_jupyter.service import AigisService
+
+    svc = AigisService(settings)
+    scope = svc.user("alice", is_admin=True)
+    scope.create_connection({"name": "demo", "db_type": "sqlite", "host": str(demo_db)})
+    shell = InteractiveShell.instance()
+    rec = Recorder(shell=shell)
+    shell.display_pub = rec
+    magics = AigisMagics(shell=shell, scope=scope)
+    shell.register_magics(magics)
+
+    def script(*replies: str, delay: float = 0.0) -> None:
+        model = SlowFake(messages=iter([AIMessage(content=r) for r in replies]), delay=delay)
+        svc.models.register(ModelInfo(name="scripted", provider="test", supports_tools=False),
+                            lambda: model)
+
+    yield shell, rec, magics, scope, script
+    svc.close()
+    InteractiveShell.clear_instance()
+
+
+def demo_count(path: Path, sql: str) -> Any:
+    return sqlite3.connect(path).execute(sql).fetchone()[0]
+
+
+def test_cell_magic_returns_dataframe_binds_var_and_renders(env, demo_db):
+    shell, rec, magics, _scope, script = env
+    n = demo_count(demo_db, "SELECT COUNT(*) FROM customers")
+    script("SELECT COUNT(*) AS n FROM customers", f"There are {n} customers.")
+    res = shell.run_cell(
+        "%%aigis --conn demo --model scripted -o df --no-chart\nHow many customers are there?"
+    )
+    assert res.error_in_exec is None
+    df = res.result
+    assert int(df.iloc[0, 0]) == n
+    assert shell.user_ns["df"] is df
+    final = rec.records[-1]["data"]
+    assert f"There are {n} customers." in final["text/plain"]
+    assert "SELECT COUNT(*)" in final["text/html"] and "<details>" in final["text/html"]
+    assert magics.last_sql and "customers" in magics.last_sql
+
+
+def test_display_updates_while_tokens_stream(env, demo_db):
+    shell, rec, _m, _s, script = env
+    words = " ".join(f"word{i}" for i in range(12))
+    script("SELECT COUNT(*) FROM products", words, delay=0.06)
+    shell.run_cell("%%aigis --conn demo --model scripted --no-chart\nHow many products?")
+    ids = {r["transient"].get("display_id") for r in rec.records if r["update"]}
+    assert len(ids) == 1, "one display, updated in place"
+    answers = [r["data"]["text/plain"] for r in rec.records if r["update"]]
+    partial = [a for a in answers if "word0" in a and "word11" not in a]
+    assert len(partial) >= 3, f"expected several partial updates, got {answers}"
+
+
+def test_chart_is_native_vegalite(env, demo_db):
+    shell, rec, _m, _s, script = env
+    script(
+        "SELECT c.name AS category, COUNT(*) AS products FROM products p "
+        "JOIN categories c ON c.category_id = p.category_id GROUP BY c.name",
+        "{}",  # the analyst proposes nothing usable: the recommender draws it
+        "Products per category, as a bar chart.",
+    )
+    shell.run_cell("%%aigis --conn demo --model scripted\nProducts per category as a bar chart")
+    charts = [r["data"] for r in rec.records if VEGALITE_MIME in r["data"]]
+    assert charts, rec.all_text()
+    spec = charts[-1][VEGALITE_MIME]
+    assert spec["data"]["values"] and "url" not in spec["data"]
+
+
+def test_interpolates_notebook_variables(env, demo_db):
+    shell, rec, _m, scope, script = env
+    script("SELECT COUNT(*) FROM orders", "Counted.")
+    shell.user_ns["year"] = 2023
+    shell.run_cell("%%aigis --conn demo --model scripted --no-chart\nHow many orders in {year}?")
+    msgs = scope.get_messages(scope.list_threads()[0]["id"])
+    assert msgs[0]["content"] == "How many orders in 2023?"
+    shell.run_cell("%%aigis\nOrders in {nope}?")
+    assert "names no notebook variable" in rec.records[-1]["data"]["text/plain"]
+
+
+@pytest.mark.parametrize(
+    ("line", "expect"),
+    [
+        ("%%aigis --conn demo\nHow many customers?", "model"),  # no model picked yet
+        ("%%aigis --conn nowhere --model scripted\nHow many?", "nowhere"),
+        ("%%aigis --conn demo --model no-such-model\nHow many?", "no-such-model"),
+    ],
+)
+def test_errors_are_short_messages(env, line, expect):
+    shell, rec, _m, _s, script = env
+    script("SELECT 1", "one")
+    res = shell.run_cell(line)
+    assert res.error_in_exec is None, "errors render as output, not a traceback"
+    out = rec.records[-1]["data"]["text/plain"]
+    assert "Error" in out and expect in out and "Traceback" not in out
+
+
+def test_refused_sql_is_an_error_not_a_write(env, demo_db):
+    shell, rec, _m, _s, script = env
+    before = demo_count(demo_db, "SELECT COUNT(*) FROM customers")
+    script("DELETE FROM customers", "DELETE FROM customers", "DELETE FROM customers", "x")
+    res = shell.run_cell("%%aigis --conn demo --model scripted --no-chart\nDelete every customer")
+    assert res.result is None
+    assert "Error" in rec.records[-1]["data"]["text/plain"]
+    assert demo_count(demo_db, "SELECT COUNT(*) FROM customers") == before
+
+
+def test_sql_only_does_not_run(env):
+    shell, rec, _magics, scope, script = env
+    script("SELECT COUNT(*) FROM customers")
+    res = shell.run_cell("%%aigis --conn demo --model scripted --sql-only\nHow many customers?")
+    assert res.result is None
+    assert "SELECT COUNT(*) FROM customers" in rec.records[-1]["data"]["text/html"]
+    assert not [a for a in scope.audit_log() if a.get("status") == "ok"]
+
+
+def test_line_subcommands(env, capsys, monkeypatch, pg_server):
+    shell, rec, _magics, scope, _script = env
+    monkeypatch.setattr("aigis_jupyter.magics.getpass", lambda prompt="": SECRET)
+    shell.run_cell("%aigis connections add other --type sqlite --host /nonexistent/x.db")
+    assert "SQLite file not found" in rec.records[-1]["data"]["text/plain"]
+    assert "other" not in [c["name"] for c in scope.list_connections()], "nothing saved"
+    shell.run_cell(
+        "%aigis connections add pg --type postgres --host 127.0.0.1 --database postgres "
+        "--user postgres --password"
+    )
+    conns = shell.run_cell("%aigis connections list").result
+    assert "pg" in list(conns["name"]) and bool(conns.set_index("name").loc["pg", "has_password"])
+    models = shell.run_cell("%aigis model list").result
+    assert "local" in list(models["name"])
+    shell.run_cell("%aigis thread new sales")
+    threads = shell.run_cell("%aigis thread list").result
+    assert "sales" in list(threads["title"])
+    shell.run_cell("%aigis connections remove pg")
+    assert "pg" not in [c["name"] for c in scope.list_connections()]
+    shell.run_cell("%aigis help")
+    shell.run_cell("%aigis bogus")
+    out = capsys.readouterr().out
+    assert "%%aigis" in out
+    assert "Unknown subcommand" in rec.records[-1]["data"]["text/plain"]
+    # the password never reaches any output, the store's plain columns or the history
+    everything = rec.all_text() + out + str(scope.list_connections())
+    assert SECRET not in everything
+
+
+def test_config_traits(env):
+    shell, _rec, magics, _s, _script = env
+    shell.run_cell("%config AigisMagics.chart = False")
+    assert magics.chart is False
+
+
+def test_load_ext_is_cheap():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom IPython.core.interactiveshell import InteractiveShell\n"
+        "sh = InteractiveShell.instance()\nsh.run_line_magic('load_ext', 'aigis_jupyter')\n"
+        "heavy = [m for m in ('pandas', 'sqlalchemy', 'langgraph', 'langchain_core') "
+        "if m in sys.modules]\nprint(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_chat_widget_streams_answer_table_and_chart(env, demo_db):
+    _shell, _rec, _m, scope, script = env
+    from aigis_jupyter.widgets import ChatWidget
+
+    n = demo_count(demo_db, "SELECT COUNT(*) FROM regions")
+    script(
+        "SELECT name, COUNT(*) AS customers FROM regions GROUP BY name",
+        "{}",
+        f"There are {n} regions.",
+        delay=0.01,
+    )
+    w = ChatWidget(scope)
+    w.connection.value = "demo"
+    w.model.value = "scripted"
+    w.question.value = "Customers per region as a bar chart"
+    w.send.click()
+    w.wait(30)
+    answer_html = w.transcript.children[-2].value
+    assert f"There are {n} regions." in answer_html
+    assert "<table" in answer_html and "</td>" in answer_html
+    charts = w.transcript.children[-1].outputs
+    assert charts and VEGALITE_MIME in charts[0]["data"]
+    assert not w.send.disabled

@@ -35,7 +35,7 @@ HELP = """\
 
 %aigis connections list | test NAME | use NAME | remove NAME
 %aigis connections add NAME --type postgres|mysql|sqlite [--host H] [--port P]
-                       [--database D] [--user U] [--password] [--allow-write]
+                       [--database D] [--user U] [--password] [--allow-write] [--replace]
                                 (--password prompts; the password is never shown or saved here)
 %aigis model list | use NAME
 %aigis thread new [NAME] | list | use NAME | history
@@ -254,16 +254,21 @@ class AigisMagics(Magics, Configurable):
         p.add_argument("--user", "--username", dest="username")
         p.add_argument("--password", action="store_true", help="prompt for the password")
         p.add_argument("--allow-write", action="store_true")
+        p.add_argument("--replace", action="store_true", help="overwrite a connection of that name")
         try:
             a = p.parse_args(rest)
         except _ArgError as exc:
             raise BadInput(str(exc)) from exc
         data: dict[str, Any] = {
-            k: v for k, v in vars(a).items() if v is not None and k not in ("password",)
+            k: v for k, v in vars(a).items() if v is not None and k not in ("password", "replace")
         }
         if a.password:
             data["password"] = getpass(f"Password for {a.username or a.name}: ")
-        conn = self.scope.create_connection(data, test=True)  # a bad one is never saved
+        exists = a.name in {c["name"] for c in self.scope.list_connections()}
+        if exists and a.replace:  # a bad replacement is refused and the old one kept
+            conn = self.scope.update_connection(a.name, data, test=True)
+        else:
+            conn = self.scope.create_connection(data, test=True)  # a bad one is never saved
         print(f"Saved connection '{conn['name']}' ({conn['db_type']}); it answered.")
         return None
 

@@ -6,6 +6,7 @@ A missing service skips locally but fails under CI=true: CI must never pass by s
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("AIGIS_SHARED_DIR", ROOT.parent / "shared"))
 CHINOOK_DIR = SHARED / "data" / "chinook"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# Notebook kernels (nbval) inherit this: they must never touch the user's real store.
+os.environ.setdefault("AIGIS_DATA_DIR", tempfile.mkdtemp(prefix="aigis-test-"))
 
 PG_ADMIN_URL = os.environ.get("AIGIS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 MYSQL_ADMIN_URL = os.environ.get("AIGIS_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/")

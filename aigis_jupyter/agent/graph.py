@@ -1,0 +1,513 @@
+"""The LangGraph pipeline: schema -> ask_database -> (ask_analyst) -> answer.
+
+The original let a tool-calling model choose its tools. Here the tools are the graph's
+nodes in a fixed order, so models without native tool calling (the embedded one, most
+small local models) work the same way, and a simple question costs exactly two model
+calls: one for the SQL, one for the answer. The checkpointed messages still record each
+step as a tool call and its result, so the thread reads like the original's.
+
+State holds no secrets: `connection` is the connection's id, never its URL or password.
+The query's DataFrame lives only in the per-turn context (it can be large); the state
+keeps the preview that was shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import json
+import os
+import re
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Protocol, TypedDict
+
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, ToolMessage
+from langgraph.config import get_stream_writer
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+from langgraph.runtime import Runtime
+
+from .. import charts
+from ..errors import (
+    AigisError,
+    DatabaseError,
+    ModelError,
+    QueryCancelled,
+    QueryTimeout,
+    SQLRefused,
+)
+from . import events, prompts
+from .sqltext import extract_sql
+
+#: Max tokens the embedded model may write for SQL and for the answer.
+LOCAL_SQL_TOKENS = 160
+LOCAL_ANSWER_TOKENS = 120
+#: Wall-clock limit for one model call, however fast its tokens trickle in.
+MODEL_CALL_TIMEOUT_S = 180.0
+_KEY_VARS = ("OPENAI_API_KEY", "DEEPSEEK_API_KEY", "GOOGLE_API_KEY")
+
+
+class AgentDeps(Protocol):
+    """What the agent needs from the rest of the core; the database is reached only here."""
+
+    def schema_text(self, connection_id: str, question: str) -> str: ...
+
+    def dialect(self, connection_id: str) -> str: ...
+
+    def run_sql(self, connection_id: str, sql: str, cancel: Any | None) -> Any: ...
+
+
+class AigisState(TypedDict, total=False):
+    """Checkpointed per thread. Turn-scoped keys are reset by each new question."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
+    model_name: str | None
+    db_schema: str | None
+    connection: str | None
+    sql_result: dict[str, Any] | None
+    chart: dict[str, Any] | None
+    # turn-scoped
+    question: str
+    want_chart: bool
+    sql_only: bool
+    error: dict[str, str] | None
+
+
+@dataclass
+class TurnContext:
+    """Everything a turn needs that must not be checkpointed (objects, the DataFrame)."""
+
+    deps: AgentDeps
+    model: Any  # BaseChatModel
+    info: Any  # ModelInfo
+    settings: Any
+    thread_id: str
+    cancel: Any | None = None
+    chart_enabled: bool = True
+    callbacks: list[Any] = field(default_factory=list)
+    result: Any = None  # the QueryResult of this turn
+    chart_title: str | None = None
+    secrets: tuple[str, ...] = ()
+
+    @property
+    def cancelled(self) -> bool:
+        return bool(self.cancel is not None and getattr(self.cancel, "cancelled", False))
+
+    def check_cancel(self) -> None:
+        if self.cancelled:
+            raise QueryCancelled(
+                "The question was cancelled; the thread is ready for the next one."
+            )
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret and len(secret) >= 6:
+                text = text.replace(secret, "***")
+        return text
+
+
+def secrets_from_env(registry: Any = None) -> tuple[str, ...]:
+    """Key values that must never appear in an event (provider errors sometimes echo them)."""
+    names = list(_KEY_VARS)
+    settings = getattr(registry, "settings", None)
+    for cfg in (getattr(settings, "extra_models", None) or {}).values():
+        if cfg.get("api_key_env"):
+            names.append(cfg["api_key_env"])
+    return tuple(v for n in names if (v := os.environ.get(n)))
+
+
+# --- talking to the model --------------------------------------------------------------
+
+
+def _text_of(content: Any) -> str:
+    """Text of a message chunk; reasoning/thinking blocks of some providers are dropped."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        out = []
+        for block in content:
+            if isinstance(block, str):
+                out.append(block)
+            elif isinstance(block, dict) and block.get("type") == "text":
+                out.append(str(block.get("text") or ""))
+        return "".join(out)
+    return str(content or "")
+
+
+def _model_failure(ctx: TurnContext, exc: BaseException) -> ModelError:
+    detail = ctx.scrub(" ".join(str(exc).split()))[:300] or type(exc).__name__
+    return ModelError(
+        f"The model '{ctx.info.name}' failed: {detail}. Try again, or pick another model "
+        "with `%aigis model use NAME` (POST /chat/{thread_id}/model)."
+    )
+
+
+async def call_model(
+    ctx: TurnContext,
+    messages: list[BaseMessage],
+    *,
+    node: str,
+    stop: list[str] | None = None,
+    max_tokens: int | None = None,
+    on_text: Any = None,
+    timeout_s: float | None = None,
+) -> str:
+    """Stream one model call in a worker thread; hand each piece of text to `on_text`.
+
+    A thread (rather than the model's async API) keeps loop-bound HTTP clients out of the
+    picture and lets a cancel stop the wait at once; the producer notices at its next token.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    halt = threading.Event()
+    kwargs: dict[str, Any] = {}
+    if stop and ctx.info.prompt_style == "completion":
+        kwargs["stop"] = stop
+    if max_tokens and ctx.info.provider == "llama_cpp":
+        kwargs["max_tokens"] = max_tokens
+    config = {
+        "callbacks": list(ctx.callbacks),
+        "run_name": f"aigis.{node}",
+        "tags": ["aigis", node],
+        "metadata": {"thread_id": ctx.thread_id, "model": ctx.info.name},
+    }
+
+    def put(item: tuple[str, Any]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+    def produce() -> None:
+        try:
+            for piece in ctx.model.stream(messages, config=config, **kwargs):
+                if halt.is_set():
+                    break
+                text = _text_of(getattr(piece, "content", piece))
+                if text:
+                    put(("text", text))
+            put(("done", None))
+        except BaseException as exc:
+            put(("error", exc))
+
+    worker = contextvars.copy_context()
+    loop.run_in_executor(None, worker.run, produce)
+    parts: list[str] = []
+    deadline = loop.time() + float(timeout_s or MODEL_CALL_TIMEOUT_S)
+    try:
+        while True:
+            try:
+                kind, value = await asyncio.wait_for(queue.get(), timeout=0.1)
+            except asyncio.TimeoutError:
+                ctx.check_cancel()
+                if loop.time() > deadline:
+                    raise ModelError(
+                        f"The model '{ctx.info.name}' did not finish within "
+                        f"{timeout_s or MODEL_CALL_TIMEOUT_S:.0f} s. Try again, or pick a faster "
+                        "model with `%aigis model use NAME`."
+                    ) from None
+                continue
+            if kind == "done":
+                break
+            if kind == "error":
+                if isinstance(value, AigisError):
+                    raise value
+                raise _model_failure(ctx, value) from value
+            parts.append(value)
+            if on_text is not None:
+                on_text(value)
+            ctx.check_cancel()
+    finally:
+        halt.set()
+    return "".join(parts)
+
+
+def _check(ctx: TurnContext, conn: str, statement: str, dialect: str) -> str:
+    """The guard alone (for SQL-only turns): `deps.check_sql` if offered, else the parser."""
+    check = getattr(ctx.deps, "check_sql", None)
+    if callable(check):
+        return str(check(conn, statement))
+    from ..databases.guard import check_sql
+
+    return check_sql(statement, dialect)
+
+
+# --- history ------------------------------------------------------------------------------
+
+
+def turns(messages: list[BaseMessage]) -> list[dict[str, Any]]:
+    """Earlier turns as {question, sql, answer} (sql None when the turn failed)."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if isinstance(m, HumanMessage):
+            out.append({"question": _text_of(m.content), "sql": None, "answer": None})
+        elif out and isinstance(m, ToolMessage) and m.name == "ask_database":
+            art = m.artifact if isinstance(m.artifact, dict) else {}
+            if art.get("sql") and m.status != "error":
+                out[-1]["sql"] = art["sql"]
+        elif out and isinstance(m, AIMessage) and not m.tool_calls:
+            out[-1]["answer"] = _text_of(m.content)
+    return out
+
+
+def _history(state: AigisState) -> list[tuple[str, str]]:
+    past = turns(list(state.get("messages") or []))[:-1]  # the last one is this question
+    return [(t["question"], t["sql"]) for t in past if t["sql"]]
+
+
+_CHART_FILLER = frozenset(
+    re.findall(
+        r"[a-z]+",
+        """a an the it that this these those them show make draw plot plotted chart charts graph
+    bar bars line lines pie scatter area histogram instead now please visualise visualize
+    visualisation visualization me same data result results with in of render can you could
+    display give turn into put and using use do one type kind diagram as to again also""",
+    )
+)
+
+
+def chart_only(question: str) -> bool:
+    """"as a bar chart", "plot it": a new look at the previous result, no new query."""
+    if not charts.wants_chart(question):
+        return False
+    words = re.findall(r"[a-z]+", question.lower())
+    return bool(words) and all(w in _CHART_FILLER for w in words)
+
+
+# --- nodes ----------------------------------------------------------------------------------
+
+
+def _fail(exc: AigisError, ctx: TurnContext) -> dict[str, Any]:
+    """End the turn with an error event; the thread stays usable for the next question."""
+    message = ctx.scrub(exc.message)
+    get_stream_writer()(events.error(message, exc.reason))
+    return {
+        "error": {"message": message, "reason": exc.reason},
+        "messages": [AIMessage(message, additional_kwargs={"aigis_error": exc.reason})],
+    }
+
+
+async def schema_node(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    write = get_stream_writer()
+    try:
+        ctx.check_cancel()
+        write(events.status("schema"))
+        text = await asyncio.to_thread(
+            ctx.deps.schema_text, state["connection"], state["question"]
+        )
+        return {"db_schema": text}
+    except AigisError as exc:
+        return _fail(exc, ctx)
+
+
+async def ask_database(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+    """The `ask_database` tool: the model writes SQL, the guard checks it, the engine runs it."""
+    ctx = runtime.context
+    write = get_stream_writer()
+    question = state["question"]
+    conn = state["connection"]
+    call_id = f"call_{uuid.uuid4().hex[:12]}"
+    call = AIMessage("", tool_calls=[{"name": "ask_database", "args": {"query": question},
+                                      "id": call_id, "type": "tool_call"}])
+    history = _history(state)
+    try:
+        dialect = await asyncio.to_thread(ctx.deps.dialect, conn)
+        schema = state.get("db_schema") or ""
+        completion = ctx.info.prompt_style == "completion"
+        reuse = chart_only(question) and bool(history)
+        if completion:
+            prompt = prompts.sql_completion(question, schema, dialect, history)
+        else:
+            chat = prompts.sql_messages(question, schema, dialect, history)
+        attempts = 0
+        while True:
+            ctx.check_cancel()
+            write(events.status("sql"))
+            if reuse and attempts == 0:
+                statement = history[-1][1]
+            elif completion:
+                reply = await call_model(ctx, [HumanMessage(prompt)], node="ask_database",
+                                         stop=prompts.SQL_STOP, max_tokens=LOCAL_SQL_TOKENS)
+                statement = extract_sql(reply, prefix="SELECT")
+            else:
+                reply = await call_model(ctx, chat, node="ask_database")
+                statement = extract_sql(reply)
+            try:
+                if not statement:
+                    raise SQLRefused(
+                        "The model's reply contained no SQL query.", reason="no_sql"
+                    )
+                if state.get("sql_only"):
+                    statement = await asyncio.to_thread(_check, ctx, conn, statement, dialect)
+                    write(events.sql(statement))
+                    break
+                write(events.sql(statement))
+                write(events.status("executing"))
+                result = await asyncio.to_thread(ctx.deps.run_sql, conn, statement, ctx.cancel)
+                break
+            except (QueryCancelled, QueryTimeout):
+                raise
+            except (SQLRefused, DatabaseError) as exc:
+                ctx.check_cancel()
+                write(events.tool_result(f"Query failed to execute. Error: {exc.message}"))
+                if attempts >= int(getattr(ctx.settings, "sql_repairs", 2)):
+                    raise type(exc)(
+                        f"I could not write a working query for this question "
+                        f"({attempts + 1} attempts). Last error: {exc.message} "
+                        "Try rephrasing it, or name the tables and columns to use.",
+                        reason=exc.reason,
+                    ) from exc
+                attempts += 1
+                if completion:
+                    prompt = prompts.repair_completion(prompt, statement, exc.message)
+                else:
+                    chat = prompts.repair_messages(chat, statement, exc.message)
+    except AigisError as exc:
+        out = _fail(exc, ctx)
+        out["messages"] = [call, ToolMessage(f"Error: {exc.message}", tool_call_id=call_id,
+                                             name="ask_database", status="error"),
+                           *out["messages"]]
+        return out
+
+    if state.get("sql_only"):
+        note = "Query written and checked; not run (SQL only)."
+        write(events.tool_result(note))
+        tool = ToolMessage(note, tool_call_id=call_id, name="ask_database",
+                           artifact={"sql": statement, "row_count": None, "executed": False})
+        return {"sql_result": {"sql": statement, "columns": [], "rows": [], "row_count": 0,
+                               "truncated": False, "executed": False},
+                "messages": [call, tool, AIMessage(statement)]}
+    ctx.result = result
+    # a chart-only follow-up ("as a bar chart") is titled by the question it redraws
+    ctx.chart_title = history[-1][0] if reuse else question
+    preview = result.preview(int(getattr(ctx.settings, "preview_rows", 20) or 20))
+    write(events.table(preview))
+    more = "+" if result.truncated else ""
+    noun = "row" if result.row_count == 1 and not more else "rows"
+    summary = f"Executed query successfully! {result.row_count}{more} {noun}."
+    write(events.tool_result(summary))
+    sql_result = {
+        "sql": result.sql or statement,
+        "columns": list(preview.get("columns") or []),
+        "rows": list(preview.get("rows") or []),
+        "row_count": int(result.row_count),
+        "truncated": bool(result.truncated),
+        "duration_ms": float(getattr(result, "duration_ms", 0.0) or 0.0),
+    }
+    want = ctx.chart_enabled and (
+        reuse or charts.wants_chart(question) or charts.chart_worthy(result.df)
+    )
+    tool = ToolMessage(summary, tool_call_id=call_id, name="ask_database",
+                       artifact={"sql": sql_result["sql"], "row_count": sql_result["row_count"]})
+    return {"sql_result": sql_result, "want_chart": bool(want), "messages": [call, tool]}
+
+
+async def ask_analyst(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+    """The `ask_analyst` tool: a validated Vega-Lite spec for the result, data inline."""
+    ctx = runtime.context
+    write = get_stream_writer()
+    question = state["question"]
+    call_id = f"call_{uuid.uuid4().hex[:12]}"
+    call = AIMessage("", tool_calls=[{"name": "ask_analyst", "args": {"query": question},
+                                      "id": call_id, "type": "tool_call"}])
+    write(events.status("charting"))
+    df = ctx.result.df
+    proposal = None
+    try:
+        ctx.check_cancel()
+        asked = charts.wants_chart(question)
+        if asked and ctx.info.prompt_style == "chat" and len(df.columns):
+            msgs = prompts.chart_messages(
+                question, charts.describe_columns(df), charts.requested_mark(question)
+            )
+            proposal = await call_model(ctx, msgs, node="ask_analyst")
+        out = await asyncio.to_thread(
+            charts.build_chart, df, ctx.chart_title or question, proposal,
+            charts.requested_mark(question),
+        )
+    except (QueryCancelled, ModelError) as exc:
+        return _fail(exc, ctx)
+    except AigisError as exc:  # nothing chartable: say so, and still answer in words
+        note = f"No chart: {exc.message}"
+        write(events.tool_result(note))
+        return {"chart": None, "messages": [call, ToolMessage(note, tool_call_id=call_id,
+                                                              name="ask_analyst")]}
+    spec = out["spec"]
+    write(events.chart(spec))
+    write(events.tool_result(json.dumps(out, default=str)))
+    mark = spec.get("mark")
+    kind = mark.get("type") if isinstance(mark, dict) else mark
+    tool = ToolMessage(f"Chart ready ({kind}).", tool_call_id=call_id, name="ask_analyst")
+    return {"chart": out, "messages": [call, tool]}
+
+
+async def answer(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+    """The answer in words, streamed token by token as `chunk` events."""
+    ctx = runtime.context
+    write = get_stream_writer()
+    question = state["question"]
+    res = state.get("sql_result") or {}
+    preview = {k: res.get(k) for k in ("columns", "rows", "row_count", "truncated")}
+    sent: list[str] = []
+
+    def emit(text: str) -> None:
+        if not sent:
+            text = text.lstrip()  # completion models start after "Answer:" with a space
+            if not text:
+                return
+        sent.append(text)
+        write(events.chunk(text))
+
+    write(events.status("answering"))
+    try:
+        ctx.check_cancel()
+        if ctx.info.prompt_style == "completion":
+            prompt = prompts.answer_completion(question, res.get("sql") or "", preview)
+            await call_model(ctx, [HumanMessage(prompt)], node="answer",
+                             stop=prompts.ANSWER_STOP, max_tokens=LOCAL_ANSWER_TOKENS,
+                             on_text=emit)
+        else:
+            msgs = prompts.answer_messages(question, res.get("sql") or "", preview)
+            await call_model(ctx, msgs, node="answer", on_text=emit)
+    except AigisError as exc:
+        out = _fail(exc, ctx)
+        partial = "".join(sent)
+        if partial:
+            out["messages"] = [AIMessage(partial), *out["messages"]]
+        return out
+    text = "".join(sent)
+    if not prompts.answer_is_usable(text, preview):
+        emit(("\n\n" if text.strip() else "") + prompts.fallback_answer(preview))
+        text = "".join(sent)
+    return {"messages": [AIMessage(text.strip())]}
+
+
+def _after_schema(state: AigisState) -> str:
+    return END if state.get("error") else "ask_database"
+
+
+def _after_database(state: AigisState) -> str:
+    if state.get("error") or state.get("sql_only"):
+        return END
+    return "ask_analyst" if state.get("want_chart") else "answer"
+
+
+def _after_analyst(state: AigisState) -> str:
+    return END if state.get("error") else "answer"
+
+
+def build_graph(checkpointer: Any = None) -> Any:
+    """The compiled graph; `checkpointer` keeps threads (see `checkpoint.open_checkpointer`)."""
+    g = StateGraph(AigisState, context_schema=TurnContext)
+    g.add_node("schema", schema_node)
+    g.add_node("ask_database", ask_database)
+    g.add_node("ask_analyst", ask_analyst)
+    g.add_node("answer", answer)
+    g.add_edge(START, "schema")
+    g.add_conditional_edges("schema", _after_schema, ["ask_database", END])
+    g.add_conditional_edges("ask_database", _after_database, ["ask_analyst", "answer", END])
+    g.add_conditional_edges("ask_analyst", _after_analyst, ["answer", END])
+    g.add_edge("answer", END)
+    return g.compile(checkpointer=checkpointer)

@@ -1,0 +1,102 @@
+"""Reading model replies and writing prompts (no model, no database)."""
+
+from __future__ import annotations
+
+import pytest
+
+from aigis_jupyter.agent import prompts
+from aigis_jupyter.agent.graph import chart_only, turns
+from aigis_jupyter.agent.sqltext import extract_sql, parse_column_types, parse_schema_tables
+
+
+@pytest.mark.parametrize(("reply", "expected"), [
+    ("SELECT 1", "SELECT 1"),
+    ("```sql\nSELECT COUNT(*) FROM t;\n```\nThis counts rows.", "SELECT COUNT(*) FROM t"),
+    ("Here is the query:\n\nSELECT a,\n  b\nFROM t\nWHERE x = 'a;b'\n\nIt returns a and b.",
+     "SELECT a,\n  b\nFROM t\nWHERE x = 'a;b'"),
+    ("<think>maybe select everything?</think>\nSELECT name FROM t", "SELECT name FROM t"),
+    ("With a CTE:\nWITH x AS (SELECT 1 AS a) SELECT a FROM x;",
+     "WITH x AS (SELECT 1 AS a) SELECT a FROM x"),
+    ("```\nselect * from t\n```", "select * from t"),
+    ("SELECT a\nFROM t\n\nWHERE a > 1", "SELECT a\nFROM t\n\nWHERE a > 1"),
+    ("Sure! DELETE FROM users;", ""),  # not at a line start: prose
+    ("DELETE FROM users", "DELETE FROM users"),  # found, so the guard can refuse it
+    ("I don't know.", ""),
+    ("", ""),
+])
+def test_extract_sql(reply: str, expected: str) -> None:
+    assert extract_sql(reply) == expected
+
+
+def test_extract_sql_after_a_select_prompt() -> None:
+    got = extract_sql(" COUNT(*) FROM customers", prefix="SELECT")
+    assert got == "SELECT COUNT(*) FROM customers"
+    assert extract_sql("SELECT name FROM t", prefix="SELECT") == "SELECT name FROM t"
+
+
+RENDERED = """### sqlite schema: 3 tables
+- customers(id int PK, name text, region_id int -> regions.id, country text)
+- orders(id int PK, customer_id int -> customers.id, total numeric(10, 2), day date) [view] -- x (y)
+- regions(id int PK, name text)
+(2 more tables not shown; ask about them by name.)"""
+
+
+def test_parse_rendered_schema() -> None:
+    assert parse_schema_tables(RENDERED) == [
+        ("customers", ["id", "name", "region_id", "country"]),
+        ("orders", ["id", "customer_id", "total", "day"]),
+        ("regions", ["id", "name"]),
+    ]
+    types = parse_column_types(RENDERED)
+    assert types[("orders", "total")].startswith("numeric")
+    assert types[("customers", "region_id")].endswith(" fk")
+    md = "## users\n- id INTEGER\n- email TEXT"
+    assert parse_schema_tables(md) == [("users", ["id", "email"])]
+
+
+def test_completion_prompt_shape() -> None:
+    p = prompts.sql_completion("How many orders are there?", RENDERED, "sqlite",
+                               [("Which regions exist?", "SELECT name FROM regions")])
+    assert p.endswith("-- Question: How many orders are there?\nSELECT")
+    assert "-- Table customers(id, name, region_id, country)" in p
+    # the closest example has the question's shape; earlier turns only for follow-ups
+    before = p.rsplit("-- Question:", 1)[0].rstrip().splitlines()
+    assert before[-1].startswith("SELECT COUNT(*)")
+    assert "Which regions exist?" not in p
+    follow = prompts.sql_completion("now only for 2023", RENDERED, "sqlite",
+                                    [("How many orders are there?", "SELECT COUNT(*) FROM orders")])
+    assert "-- Question: How many orders are there?\nSELECT COUNT(*) FROM orders;" in follow
+
+
+def test_answers_checked_and_fallback() -> None:
+    one = {"columns": ["n"], "rows": [[25]], "row_count": 1, "truncated": False}
+    assert prompts.answer_is_usable("There are 25 customers.", one)
+    assert not prompts.answer_is_usable("There are many customers.", one)
+    assert not prompts.answer_is_usable("  ...  ", one)
+    assert not prompts.answer_is_usable("the the the the the the the the the", {"rows": []})
+    assert prompts.fallback_answer(one) == "The answer is 25 (n)."
+    many = {"columns": ["a", "b"], "rows": [[1, "x"], [2, "y"]], "row_count": 2,
+            "truncated": True}
+    assert "2 or more rows" in prompts.fallback_answer(many)
+    assert prompts.fallback_answer({"columns": ["a"], "rows": [], "row_count": 0}).startswith(
+        "The query returned no rows")
+    assert "(2+ rows)" in prompts.result_text(many)
+
+
+def test_chart_only_follow_ups() -> None:
+    assert chart_only("as a bar chart")
+    assert chart_only("Plot it")
+    assert chart_only("show that as a pie chart instead")
+    assert not chart_only("plot revenue per month")
+    assert not chart_only("how many customers?")
+
+
+def test_turns_from_messages() -> None:
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+    msgs = [HumanMessage("q1"), AIMessage("", tool_calls=[{"name": "ask_database", "args": {},
+                                                           "id": "c1"}]),
+            ToolMessage("ok", tool_call_id="c1", name="ask_database", artifact={"sql": "S1"}),
+            AIMessage("a1"), HumanMessage("q2"), AIMessage("boom")]
+    assert turns(msgs) == [{"question": "q1", "sql": "S1", "answer": "a1"},
+                           {"question": "q2", "sql": None, "answer": "boom"}]

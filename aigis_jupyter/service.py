@@ -869,9 +869,17 @@ class UserScope:
             thread = self.get_thread(thread_id)
         model_name = thread["model_name"] or self.settings.default_model
         runner = self.service.runner()  # before storing anything: it may fail to import
-        self.add_message(thread_id, "user", text)
         token = CancelToken()
-        self.service._cancels[thread_id] = token
+        with self.service._lock:  # one turn at a time per thread: history stays in order
+            if thread_id in self.service._cancels:
+                raise Conflict("A question is already running in this thread; wait for it, "
+                               "cancel it, or ask in another thread.")
+            self.service._cancels[thread_id] = token
+        try:
+            self.add_message(thread_id, "user", text)
+        except BaseException:
+            self.service._cancels.pop(thread_id, None)
+            raise
         ctx_token = _CURRENT_TURN.set(_Turn(self, thread_id))
         payload: dict[str, Any] = {"model": model_name, "connection_id": thread["connection_id"]}
         chunks: list[str] = []

@@ -41,7 +41,7 @@ class Settings:
 
     data_dir: Path = field(default_factory=default_data_dir)
     database_url: str | None = None
-    master_keys: list[str] = field(default_factory=list)
+    master_keys: list[str] = field(default_factory=list, repr=False)  # secrets: never shown
     key_file: Path | None = None
     max_rows: int = 10_000
     preview_rows: int = 20
@@ -51,7 +51,7 @@ class Settings:
     default_model: str | None = None
     local_model_path: str | None = None
     allowed_models: list[str] | None = None
-    extra_models: dict[str, dict[str, str]] = field(default_factory=dict)
+    extra_models: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

@@ -100,3 +100,31 @@ def test_turns_from_messages() -> None:
             AIMessage("a1"), HumanMessage("q2"), AIMessage("boom")]
     assert turns(msgs) == [{"question": "q1", "sql": "S1", "answer": "a1"},
                            {"question": "q2", "sql": None, "answer": "boom"}]
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT segment, COUNT(*) FROM customers",
+         "SELECT segment, COUNT(*) FROM customers GROUP BY segment"),
+        ("SELECT COUNT(*) FROM customers", "SELECT COUNT(*) FROM customers"),
+        ("SELECT a, SUM(b) AS t FROM x GROUP BY a", "SELECT a, SUM(b) AS t FROM x GROUP BY a"),
+        ("SELECT *, COUNT(*) FROM t", "SELECT *, COUNT(*) FROM t"),
+        ("SELECT name, ROW_NUMBER() OVER (ORDER BY x) FROM t",
+         "SELECT name, ROW_NUMBER() OVER (ORDER BY x) FROM t"),
+    ],
+)
+def test_complete_group_by(sql: str, expected: str) -> None:
+    from aigis_jupyter.agent.sqltext import complete_group_by
+
+    assert complete_group_by(sql, "sqlite") == expected
+
+
+def test_sql_lead_starts_a_grouping_with_the_named_column() -> None:
+    from aigis_jupyter.agent.prompts import sql_lead
+
+    tables = [("customers", ["customer_id", "segment", "country"]), ("orders", ["status"])]
+    assert sql_lead("How many customers are there in each segment?", tables) == "SELECT segment,"
+    assert sql_lead("Orders per status", tables) == "SELECT status,"
+    assert sql_lead("How many customers are there?", tables) == "SELECT"
+    assert sql_lead("Revenue by planet", tables) == "SELECT"

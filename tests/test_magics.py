@@ -248,3 +248,18 @@ def test_chat_widget_streams_answer_table_and_chart(env, demo_db):
     charts = w.transcript.children[-1].outputs
     assert charts and VEGALITE_MIME in charts[0]["data"]
     assert not w.send.disabled
+
+
+def test_one_turn_at_a_time_per_thread(env):
+    _shell, _rec, _m, scope, script = env
+    from aigis_jupyter.client import stream_sync
+    from aigis_jupyter.errors import Conflict
+
+    script("SELECT COUNT(*) FROM customers", "one two three four five six", delay=0.05)
+    tid = scope.create_thread("busy", connection="demo", model="scripted")["id"]
+    first = stream_sync(lambda: scope.chat(tid, "How many customers?"))
+    next(first)  # the first turn is under way
+    with pytest.raises(Conflict, match="already running"):
+        list(stream_sync(lambda: scope.chat(tid, "And products?")))
+    assert list(first)[-1]["type"] == "end"
+    assert [m["role"] for m in scope.get_messages(tid)] == ["user", "assistant"]

@@ -493,7 +493,7 @@ def _drain(agen: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_user_a_never_reaches_user_b(svc: AigisService, alice: UserScope, bob: UserScope,
-                                     sqlite_conn: dict[str, Any]) -> None:
+                                     sqlite_conn: dict[str, Any], tmp_path: Path) -> None:
     b_conn = bob.create_connection({**sqlite_conn, "name": "b-private"})
     b_thread = bob.create_thread("b secrets", connection=b_conn["id"])
     bob.add_message(b_thread["id"], "user", "b's question")
@@ -552,7 +552,10 @@ def test_user_a_never_reaches_user_b(svc: AigisService, alice: UserScope, bob: U
             fn()
     # calls that act on the caller's own objects only (nothing of B's can be named)
     own_only = {"me", "update_me", "list_connections", "create_connection", "list_threads",
-                "audit_log", "create_thread"}
+                "audit_log", "create_thread", "list_models", "ensure_demo"}
+    bob_before = bob.list_connections()
+    alice.ensure_demo(tmp_path / "alice-demo.sqlite", name="b-private-demo")
+    assert bob.list_connections() == bob_before
     public = {n for n, m in inspect.getmembers(UserScope, callable) if not n.startswith("_")}
     assert public == set(calls) | set(admin_only) | own_only, (
         "a new UserScope method needs an isolation check here")

@@ -40,7 +40,7 @@ from ..errors import (
     SQLRefused,
 )
 from . import events, prompts
-from .sqltext import extract_sql
+from .sqltext import complete_group_by, extract_sql
 
 #: Max tokens the embedded model may write for SQL and for the answer.
 LOCAL_SQL_TOKENS = 160
@@ -330,10 +330,11 @@ async def ask_database(state: AigisState, runtime: Runtime[TurnContext]) -> dict
             elif completion:
                 reply = await call_model(ctx, [HumanMessage(prompt)], node="ask_database",
                                          stop=prompts.SQL_STOP, max_tokens=LOCAL_SQL_TOKENS)
-                statement = extract_sql(reply, prefix="SELECT")
+                statement = extract_sql(reply, prefix=prompt[prompt.rfind("\n") + 1 :])
             else:
                 reply = await call_model(ctx, chat, node="ask_database")
                 statement = extract_sql(reply)
+            statement = complete_group_by(statement, dialect) if statement else statement
             try:
                 if not statement:
                     raise SQLRefused(

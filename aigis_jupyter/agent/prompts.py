@@ -292,8 +292,29 @@ def sql_completion(
     if is_follow_up(question):
         for q, sql in list(history)[-HISTORY_TURNS:]:
             lines += [f"-- Question: {' '.join(q.split())}", f"{' '.join(sql.split())};"]
-    lines += [f"-- Question: {' '.join(question.split())}", "SELECT"]
+    lines += [f"-- Question: {' '.join(question.split())}", sql_lead(question, tables)]
     return "\n".join(lines)
+
+
+_GROUP_WORD = re.compile(r"(?i)\b(?:each|per|by)\s+([a-z_][\w ]*)")
+
+
+def sql_lead(question: str, tables: list[tuple[str, list[str]]]) -> str:
+    """How the completion prompt starts the query: `SELECT`, or `SELECT col,` for a grouping.
+
+    A small base model ignores "each X" and writes a bare count; starting the statement
+    with the column the question names (and nothing else) steers it to group by it.
+    """
+    m = _GROUP_WORD.search(question or "")
+    if not m:
+        return "SELECT"
+    wanted = m.group(1).split()[0].lower()
+    stems = {wanted, wanted.rstrip("s"), f"{wanted}_name", f"{wanted}_id"}
+    for _table, cols in tables:
+        for col in cols:
+            if col.lower() in stems:
+                return f"SELECT {col},"
+    return "SELECT"
 
 
 def repair_completion(prompt: str, bad_sql: str, error: str) -> str:

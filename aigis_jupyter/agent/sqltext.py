@@ -173,3 +173,27 @@ def _split_top(s: str) -> list[str]:
             cur.append(ch)
     parts.append("".join(cur))
     return parts
+
+
+def complete_group_by(sql: str, dialect: str) -> str:
+    """Add the GROUP BY a query forgot when it mixes aggregates with plain columns.
+
+    `SELECT segment, COUNT(*) FROM customers` is an error on PostgreSQL but silently one
+    arbitrary row on SQLite and MySQL; small models write it often. Grouping by the plain
+    columns is the only reading under which the query means anything.
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect or None)
+    except Exception:  # the guard reports unparseable SQL with a better message
+        return sql
+    if not isinstance(tree, exp.Select) or tree.args.get("group") or tree.find(exp.Window):
+        return sql
+    items = [e.unalias() for e in tree.expressions]
+    aggregated = [e for e in items if e.find(exp.AggFunc)]
+    plain = [e for e in items if not e.find(exp.AggFunc) and not isinstance(e, exp.Literal)]
+    if not aggregated or not plain or any(isinstance(e, exp.Star) for e in plain):
+        return sql
+    return tree.group_by(*[e.copy() for e in plain]).sql(dialect=dialect or None)

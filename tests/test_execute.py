@@ -343,6 +343,13 @@ def test_unknown_column_suggests(target: Target) -> None:
     assert "nmae" in info.value.message and "name" in info.value.message
 
 
+def test_column_of_another_table_names_its_table(target: Target) -> None:
+    with pytest.raises(DatabaseError) as info:
+        target.run("SELECT channel FROM customers")
+    assert info.value.reason == "unknown_column"
+    assert "orders.channel" in info.value.message, info.value.message
+
+
 def test_syntax_errors_are_database_errors(target: Target) -> None:
     with pytest.raises(DatabaseError) as info:
         target.run("SELECT region_id FROM regions WHERE", guard=False)

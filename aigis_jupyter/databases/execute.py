@@ -822,7 +822,8 @@ def _mysql_error(exc: Any, run: _Run, engine: Engine, spec: ConnectionSpec) -> E
 # --------------------------------------------------------------------------- friendly errors
 
 
-def _names(engine: Engine, spec: ConnectionSpec) -> tuple[list[str], list[str]]:
+def _names(engine: Engine, spec: ConnectionSpec) -> tuple[list[str], list[tuple[str, str]]]:
+    """Table names and (table, column) pairs of the cached snapshot, for suggestions."""
     try:
         from .schema import snapshot
 
@@ -830,7 +831,7 @@ def _names(engine: Engine, spec: ConnectionSpec) -> tuple[list[str], list[str]]:
     except Exception:
         return [], []
     tables = [t.name for t in snap.tables]
-    columns = sorted({c.name for t in snap.tables for c in t.columns})
+    columns = sorted({(t.name, c.name) for t in snap.tables for c in t.columns})
     return tables, columns
 
 
@@ -853,9 +854,16 @@ def _unknown_column(name: str, msg: str, engine: Engine,
                     spec: ConnectionSpec) -> DatabaseError:
     _, columns = _names(engine, spec)
     bare = name.split(".")[-1]
-    close = _close(bare, columns) if bare else []
     text = f"Column {name!r} does not exist." if name else msg
-    tip = f" Did you mean {', '.join(close)}?" if close else ""
+    # the column often exists, only in another table: say which one to read or join
+    owners = [f"{t}.{c}" for t, c in columns if bare and c.lower() == bare.lower()]
+    if owners:
+        tip = (f" It is not in the tables this query reads; it exists as "
+               f"{', '.join(owners[:5])}: read or join that table.")
+    else:
+        close = _close(bare, sorted({c for _, c in columns})) if bare else []
+        where = {c: next(f"{t}.{c}" for t, c2 in columns if c2 == c) for c in close}
+        tip = f" Did you mean {', '.join(where[c] for c in close)}?" if close else ""
     return DatabaseError(text + tip, reason="unknown_column")
 
 

@@ -351,9 +351,51 @@ def _esc(s: str) -> str:
     return html.escape(s)
 
 
+_SUBCOMMANDS = {
+    "connections": ["list", "add", "test", "use", "remove"],
+    "model": ["list", "use"],
+    "thread": ["new", "list", "use", "history"],
+    "sql": [],
+    "chat": [],
+    "demo": [],
+    "help": [],
+}
+
+
+def complete(magics: AigisMagics, line: str) -> list[str]:
+    """Tab completion for `%aigis`: subcommands, then connection, model or thread names."""
+    words = line.split()
+    ends_in_space = line.endswith(" ")
+    typed = words[1:] if words and words[0].lstrip("%") == "aigis" else words
+    if not ends_in_space and typed:
+        typed, prefix = typed[:-1], typed[-1]
+    else:
+        prefix = ""
+    try:
+        if not typed:
+            options = list(_SUBCOMMANDS)
+        elif len(typed) == 1:
+            options = _SUBCOMMANDS.get(typed[0], [])
+        elif len(typed) == 2 and typed[1] in ("test", "use", "remove"):
+            if typed[0] == "connections":
+                options = [c["name"] for c in magics.scope.list_connections()]
+            elif typed[0] == "model":
+                options = [m["name"] for m in magics.scope.list_models() if m["available"]]
+            else:
+                options = [t["title"] for t in magics.scope.list_threads() if t.get("title")]
+        else:
+            options = []
+    except AigisError:
+        options = []
+    return [o for o in options if o.startswith(prefix)]
+
+
 def load_ipython_extension(ipython: Any) -> None:
     magics = AigisMagics(shell=ipython)
     ipython.register_magics(magics)
+    ipython.set_hook(
+        "complete_command", lambda _self, event: complete(magics, event.line), str_key="%aigis"
+    )
     if magics not in ipython.configurables:
         ipython.configurables.append(magics)
 

@@ -263,3 +263,13 @@ def test_one_turn_at_a_time_per_thread(env):
         list(stream_sync(lambda: scope.chat(tid, "And products?")))
     assert list(first)[-1]["type"] == "end"
     assert [m["role"] for m in scope.get_messages(tid)] == ["user", "assistant"]
+
+
+def test_tab_completion(env):
+    _shell, _rec, magics, _scope, _script = env
+    from aigis_jupyter.magics import complete
+
+    assert complete(magics, "%aigis con") == ["connections"]
+    assert "use" in complete(magics, "%aigis connections ")
+    assert complete(magics, "%aigis connections use d") == ["demo"]
+    assert "local" in complete(magics, "%aigis model use ")

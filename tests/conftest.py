@@ -130,3 +130,39 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AIGIS_DATA_DIR", str(tmp_path / "data"))
     return Settings(data_dir=tmp_path / "data")
+
+
+# -- the demo database on each engine, one per test module (module tests may write) ---------
+
+@pytest.fixture(scope="module")
+def cache():
+    from aigis_jupyter.databases.engines import EngineCache
+
+    c = EngineCache()
+    yield c
+    c.dispose_all()
+
+
+@pytest.fixture(scope="module")
+def sqlite_demo(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from aigis_jupyter.demo import build_demo_sqlite
+
+    return str(build_demo_sqlite(tmp_path_factory.mktemp("demo") / "demo.sqlite"))
+
+
+@pytest.fixture(scope="module")
+def pg_demo(pg_server: str) -> Iterator[str]:
+    from dbutil import load_demo_url, scratch_database
+
+    with scratch_database(pg_server) as url:
+        load_demo_url(url)
+        yield url
+
+
+@pytest.fixture(scope="module")
+def mysql_demo(mysql_server: str) -> Iterator[str]:
+    from dbutil import load_demo_url, scratch_database
+
+    with scratch_database(mysql_server) as url:
+        load_demo_url(url)
+        yield url

@@ -27,13 +27,11 @@ from dbutil import (
     hostile,
     load_demo_url,
     one_connection_engine,
-    scratch_database,
     spec_for,
 )
 
 from aigis_jupyter.databases.engines import ConnectionSpec, EngineCache
 from aigis_jupyter.databases.execute import CancelToken, run_query
-from aigis_jupyter.demo import build_demo_sqlite
 from aigis_jupyter.errors import (
     DatabaseError,
     QueryCancelled,
@@ -53,32 +51,6 @@ class Target:
         kw.setdefault("max_rows", 1000)
         kw.setdefault("timeout_s", 5)
         return run_query(self.engine, self.spec, sql, **kw)
-
-
-@pytest.fixture(scope="module")
-def cache() -> Iterator[EngineCache]:
-    c = EngineCache()
-    yield c
-    c.dispose_all()
-
-
-@pytest.fixture(scope="module")
-def sqlite_demo(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(build_demo_sqlite(tmp_path_factory.mktemp("exec") / "demo.sqlite"))
-
-
-@pytest.fixture(scope="module")
-def pg_demo(pg_server: str) -> Iterator[str]:
-    with scratch_database(pg_server) as url:
-        load_demo_url(url)
-        yield url
-
-
-@pytest.fixture(scope="module")
-def mysql_demo(mysql_server: str) -> Iterator[str]:
-    with scratch_database(mysql_server) as url:
-        load_demo_url(url)
-        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres", "mysql"])

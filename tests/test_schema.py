@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from dbutil import engine_for, load_chinook, load_demo_url, scratch_database, spec_for
+from dbutil import engine_for, load_chinook, load_demo_url, spec_for
 
 from aigis_jupyter.databases import schema as schema_mod
 from aigis_jupyter.databases.engines import EngineCache
@@ -25,33 +25,7 @@ from aigis_jupyter.databases.schema import (
     render,
     snapshot,
 )
-from aigis_jupyter.demo import DEMO_TABLES, build_demo_sqlite
-
-
-@pytest.fixture(scope="module")
-def cache() -> Iterator[EngineCache]:
-    c = EngineCache()
-    yield c
-    c.dispose_all()
-
-
-@pytest.fixture(scope="module")
-def sqlite_demo(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(build_demo_sqlite(tmp_path_factory.mktemp("schema") / "demo.sqlite"))
-
-
-@pytest.fixture(scope="module")
-def pg_demo(pg_server: str) -> Iterator[str]:
-    with scratch_database(pg_server) as url:
-        load_demo_url(url)
-        yield url
-
-
-@pytest.fixture(scope="module")
-def mysql_demo(mysql_server: str) -> Iterator[str]:
-    with scratch_database(mysql_server) as url:
-        load_demo_url(url)
-        yield url
+from aigis_jupyter.demo import DEMO_TABLES
 
 
 def _url(url_or_path: str) -> str:

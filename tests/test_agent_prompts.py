@@ -128,3 +128,14 @@ def test_sql_lead_starts_a_grouping_with_the_named_column() -> None:
     assert sql_lead("Orders per status", tables) == "SELECT status,"
     assert sql_lead("How many customers are there?", tables) == "SELECT"
     assert sql_lead("Revenue by planet", tables) == "SELECT"
+
+
+def test_small_base_model_answers_about_a_few_rows_must_name_them() -> None:
+    preview = {"columns": ["segment", "n"], "rows": [["Consumer", 430], ["Enterprise", 47],
+                                                     ["Small Business", 123]], "row_count": 3}
+    assert not prompts.answer_is_usable("430 customers.", preview, strict=True)
+    assert prompts.answer_is_usable("430 customers.", preview)  # chat models may summarise
+    assert prompts.answer_is_usable("Consumer leads with 430; Enterprise has 47.", preview,
+                                    strict=True)
+    fallback = prompts.fallback_answer(preview)
+    assert "Consumer" in fallback and "Small Business" in fallback and "123" in fallback

@@ -479,7 +479,8 @@ async def answer(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, 
             out["messages"] = [AIMessage(partial), *out["messages"]]
         return out
     text = "".join(sent)
-    if not prompts.answer_is_usable(text, preview):
+    strict = ctx.info.prompt_style == "completion"
+    if not prompts.answer_is_usable(text, preview, strict=strict):
         emit(("\n\n" if text.strip() else "") + prompts.fallback_answer(preview))
         text = "".join(sent)
     return {"messages": [AIMessage(text.strip())]}

@@ -104,13 +104,24 @@ def fallback_answer(preview: dict[str, Any]) -> str:
         return f"The answer is {_fmt(rows[0][0])} ({cols[0]})."
     if len(rows) == 1:
         return f"The query returned one row: {_pairs(cols, rows[0], ' = ')}."
+    if n <= SMALL_RESULT_ROWS and len(rows) == n and not preview.get("truncated"):
+        return f"The query returned {n} rows: " + "; ".join(
+            _pairs(cols, r, " = ") for r in rows) + "."
     more = " or more" if preview.get("truncated") else ""
     first = _pairs(cols, rows[0], " = ")
     return f"The query returned {n}{more} rows; the first is {first}. The table shows them."
 
 
-def answer_is_usable(text: str, preview: dict[str, Any]) -> bool:
-    """Reject empty or garbage answers, and single-value answers that miss the value."""
+#: Results this small are spelled out in full by the fallback answer.
+SMALL_RESULT_ROWS = 8
+
+
+def answer_is_usable(text: str, preview: dict[str, Any], *, strict: bool = False) -> bool:
+    """Reject empty or garbage answers, and single-value answers that miss the value.
+
+    `strict` (small base models): an answer about a few rows must name at least two of
+    them, or it is a guess about one row ("430 customers." for three segments).
+    """
     t = (text or "").strip()
     if len(re.findall(r"[A-Za-z]", t)) < 3:
         return False
@@ -126,6 +137,9 @@ def answer_is_usable(text: str, preview: dict[str, Any]) -> bool:
         if isinstance(v, (int, float)):
             candidates.add(f"{v:,}")
         return any(c in t for c in candidates)
+    if strict and 1 < len(rows) <= SMALL_RESULT_ROWS:
+        named = {_fmt(r[0]) for r in rows if r and r[0] is not None and _fmt(r[0]) in t}
+        return len(named) >= 2
     return True
 
 

@@ -26,6 +26,27 @@ _instances_lock = threading.Lock()
 _instances: dict[tuple[str, int, int], tuple[Any, threading.Lock]] = {}
 
 
+
+_log_callback: Any = None
+
+
+def _quiet_llama_logs(llama_cpp: Any) -> None:
+    """Route llama.cpp's C-level log lines to Python logging instead of the cell's stderr."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+    import ctypes
+    import logging
+
+    log = logging.getLogger("aigis_jupyter.llama_cpp")
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, _user_data: Any) -> None:
+        log.debug("%s", text.decode("utf-8", "replace").rstrip())
+
+    _log_callback = callback  # kept alive: C holds only a pointer to it
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
 def get_llama(
     model_path: str, *, n_ctx: int = 4096, n_threads: int = 2
 ) -> tuple[Any, threading.Lock]:
@@ -41,6 +62,7 @@ def get_llama(
             raise ModelError(
                 "The embedded model needs llama-cpp-python: pip install 'aigis-jupyter[local]'."
             ) from exc
+        _quiet_llama_logs(llama_cpp)
         try:
             llm = llama_cpp.Llama(
                 model_path=model_path,

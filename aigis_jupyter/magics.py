@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import html
+import os
 import re
 import shlex
+import threading
 import time
 from getpass import getpass
 from typing import TYPE_CHECKING, Any
@@ -62,7 +64,11 @@ class AigisMagics(Magics, Configurable):
         None, allow_none=True, help="Connection for new threads, e.g. 'demo'."
     ).tag(config=True)
     update_interval = Float(
-        0.05, help="Seconds between live updates of the answer while tokens stream."
+        0.02, help="Seconds between live updates of the answer while tokens stream."
+    ).tag(config=True)
+    prewarm = Bool(
+        True, help="Import the agent's libraries in the background after %load_ext, so the "
+        "first question does not wait for them."
     ).tag(config=True)
     preview_rows = Int(20, help="Rows shown in the chat widget's table preview.").tag(config=True)
     return_dataframe = Bool(True, help="Return the result DataFrame as the cell's value.").tag(
@@ -390,9 +396,23 @@ def complete(magics: AigisMagics, line: str) -> list[str]:
     return [o for o in options if o.startswith(prefix)]
 
 
+def _prewarm() -> None:
+    """Import what the first question needs while the user is still typing it."""
+    import importlib
+
+    for name in ("pandas", "sqlalchemy", "aigis_jupyter.service", "aigis_jupyter.agent.runner",
+                 "aigis_jupyter.agent.graph"):
+        try:
+            importlib.import_module(name)
+        except Exception:  # the first question reports any real problem, with context
+            return
+
+
 def load_ipython_extension(ipython: Any) -> None:
     magics = AigisMagics(shell=ipython)
     ipython.register_magics(magics)
+    if magics.prewarm and os.environ.get("AIGIS_PREWARM", "1") != "0":
+        threading.Thread(target=_prewarm, name="aigis-prewarm", daemon=True).start()
     ipython.set_hook(
         "complete_command", lambda _self, event: complete(magics, event.line), str_key="%aigis"
     )

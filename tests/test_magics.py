@@ -6,6 +6,7 @@ store, vault, guard and agent are the real ones on a demo SQLite file.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -221,8 +222,28 @@ def test_load_ext_is_cheap():
         "heavy = [m for m in ('pandas', 'sqlalchemy', 'langgraph', 'langchain_core') "
         "if m in sys.modules]\nprint(heavy)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    env = {**os.environ, "AIGIS_PREWARM": "0"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_load_ext_prewarms_in_the_background():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, time\nfrom IPython.core.interactiveshell import InteractiveShell\n"
+        "sh = InteractiveShell.instance()\nsh.run_line_magic('load_ext', 'aigis_jupyter')\n"
+        "deadline = time.time() + 60\n"
+        "while 'aigis_jupyter.agent.graph' not in sys.modules and time.time() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "print('aigis_jupyter.agent.graph' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "AIGIS_PREWARM"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    assert out.stdout.strip().endswith("True"), out.stdout + out.stderr
 
 
 def test_chat_widget_streams_answer_table_and_chart(env, demo_db):

@@ -69,7 +69,8 @@ async def turn_events(
     parts: list[str] = []
     try:
         async for event in graph.astream(
-            graph_input, config, context=context, stream_mode="custom"
+            # one checkpoint per turn, not per node: a turn is the unit a user resumes
+            graph_input, config, context=context, stream_mode="custom", durability="exit"
         ):
             if not isinstance(event, dict) or "type" not in event:
                 continue

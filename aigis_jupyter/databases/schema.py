@@ -4,7 +4,9 @@ Why one query: reflecting table by table costs a round trip per table, which is 
 a remote server with thousands of tables. Each dialect instead asks its catalog once
 (pg_catalog; information_schema on MySQL; sqlite_master joined with the pragma
 table-valued functions on SQLite) for tables, columns, types, nullability, primary and
-foreign keys.
+foreign keys. On PostgreSQL the query returns one row per table (its columns as arrays)
+plus one per foreign key (column numbers, named from those arrays here), unsorted: the
+server neither sorts tens of thousands of wide rows nor looks up column names per key.
 
 Fingerprints decide whether a cached snapshot is still right, so they must be much
 cheaper than the snapshot:
@@ -12,7 +14,9 @@ cheaper than the snapshot:
 * PostgreSQL: count and newest `xmin` of the catalog rows describing user relations,
   columns, constraints and comments. Any DDL writes those rows in a new transaction,
   so the newest xmin (or the count, after a drop) moves; VACUUM/ANALYZE update pg_class
-  in place and keep xmin, so statistics do not invalidate the cache.
+  in place and keep xmin, so statistics do not invalidate the cache. The newest xmin is
+  read as `now - min(age(xmin))` with `now` from `age('3'::xid)` in the same statement
+  (`age` is an integer per row; `xmin::text::bigint` formats and parses a string).
 * SQLite: `PRAGMA schema_version`, which SQLite bumps on every schema change.
 * MySQL/MariaDB: there is no change counter, so the server sums CRC32s of the column,
   key and table rows; only a few bytes cross the network.
@@ -22,12 +26,14 @@ Snapshots are cached by (connection id, fingerprint).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -110,8 +116,7 @@ class SchemaSnapshot:
 
 # --------------------------------------------------------------------------- catalog queries
 
-_PG_RELS = """
-    SELECT c.oid, n.nspname, c.relname, c.relkind
+_PG_REL_FROM = """
     FROM pg_catalog.pg_class c
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
@@ -120,51 +125,66 @@ _PG_RELS = """
       AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp\\_%%'
       AND (%(schemas)s::text[] IS NULL OR n.nspname = ANY(%(schemas)s::text[]))
 """
+_PG_RELS = f"SELECT c.oid, n.nspname, c.relname, c.relkind {_PG_REL_FROM}"
 
+# One row per relation ('c': its columns as arrays, in no particular order but the same
+# order in every array) and one per foreign key ('f': column numbers, named from the
+# arrays; the SQL names them only when the referenced table is outside the snapshot).
+# Column comments come as 'd' rows: few databases have many.
 _PG_CATALOG = f"""
-WITH rels AS ({_PG_RELS})
-SELECT 'c' AS kind, r.nspname::text, r.relname::text, r.relkind::text, a.attnum::int AS pos,
-       a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod),
-       NOT a.attnotnull, COALESCE(a.attnum = ANY(pk.conkey), false),
-       d.description, td.description,
-       NULL::text, NULL::text[], NULL::text, NULL::text, NULL::text[]
+WITH rels AS MATERIALIZED ({_PG_RELS}),
+cols AS (
+  SELECT a.attrelid,
+         array_agg(a.attnum::int) AS nums,
+         array_agg(a.attname::text) AS names,
+         array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod)) AS types,
+         array_agg(NOT a.attnotnull) AS nullable
+  FROM pg_catalog.pg_attribute a
+  JOIN rels r ON r.oid = a.attrelid
+  WHERE a.attnum > 0 AND NOT a.attisdropped
+  GROUP BY a.attrelid
+)
+SELECT 'c' AS kind, r.oid::bigint, r.nspname::text, r.relname::text, r.relkind::text,
+       td.description, c.nums, c.names, c.types, c.nullable, pk.conkey::int[],
+       NULL::text, NULL::int[], NULL::text, NULL::text, NULL::bigint, NULL::text[]
 FROM rels r
-JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN cols c ON c.attrelid = r.oid
 LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = r.oid AND pk.contype = 'p'
-LEFT JOIN pg_catalog.pg_description d
-       ON d.objoid = r.oid AND d.classoid = 'pg_catalog.pg_class'::regclass
-      AND d.objsubid = a.attnum
 LEFT JOIN pg_catalog.pg_description td
        ON td.objoid = r.oid AND td.classoid = 'pg_catalog.pg_class'::regclass
       AND td.objsubid = 0
 UNION ALL
-SELECT 'f', r.nspname::text, r.relname::text, r.relkind::text, 0,
-       NULL, NULL, NULL, NULL, NULL, NULL,
-       con.conname::text,
-       ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY AS k(num, i)
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num
-             ORDER BY k.i),
-       fn.nspname::text, fc.relname::text,
-       ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY AS k(num, i)
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num
-             ORDER BY k.i)
-FROM rels r
-JOIN pg_catalog.pg_constraint con ON con.conrelid = r.oid AND con.contype = 'f'
+SELECT 'f', con.conrelid::bigint, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       con.conkey::int[], con.conname::text, con.confkey::int[], fn.nspname::text,
+       fc.relname::text, con.confrelid::bigint,
+       CASE WHEN x.oid IS NULL THEN
+         ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY AS k(num, i)
+               JOIN pg_catalog.pg_attribute a
+                 ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.i)
+       END
+FROM pg_catalog.pg_constraint con
+JOIN rels r ON r.oid = con.conrelid
 JOIN pg_catalog.pg_class fc ON fc.oid = con.confrelid
 JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
-ORDER BY 2, 3, 1, 5, 12
+LEFT JOIN rels x ON x.oid = con.confrelid
+WHERE con.contype = 'f'
+UNION ALL
+SELECT 'd', d.objoid::bigint, NULL, NULL, NULL, d.description, ARRAY[d.objsubid], NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM pg_catalog.pg_description d
+JOIN rels r ON r.oid = d.objoid
+WHERE d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid > 0
 """
 
 _PG_FINGERPRINT = f"""
-WITH rels AS ({_PG_RELS})
-SELECT current_database(), current_schema(),
-  (SELECT count(*) || '/' || coalesce(max(c.xmin::text::bigint), 0)
-     FROM pg_catalog.pg_class c JOIN rels r ON r.oid = c.oid),
-  (SELECT count(*) || '/' || coalesce(max(a.xmin::text::bigint), 0)
+WITH rels AS MATERIALIZED (SELECT c.oid, age(c.xmin) AS age {_PG_REL_FROM})
+SELECT current_database(), current_schema(), age('3'::xid),
+  (SELECT count(*) || '/' || coalesce(min(r.age), -1) FROM rels r),
+  (SELECT count(*) || '/' || coalesce(min(age(a.xmin)), -1)
      FROM pg_catalog.pg_attribute a JOIN rels r ON r.oid = a.attrelid WHERE a.attnum > 0),
-  (SELECT count(*) || '/' || coalesce(max(con.xmin::text::bigint), 0)
+  (SELECT count(*) || '/' || coalesce(min(age(con.xmin)), -1)
      FROM pg_catalog.pg_constraint con JOIN rels r ON r.oid = con.conrelid),
-  (SELECT count(*) || '/' || coalesce(max(d.xmin::text::bigint), 0)
+  (SELECT count(*) || '/' || coalesce(min(age(d.xmin)), -1)
      FROM pg_catalog.pg_description d JOIN rels r ON r.oid = d.objoid
     WHERE d.classoid = 'pg_catalog.pg_class'::regclass)
 """
@@ -227,17 +247,23 @@ def _schemas(spec: ConnectionSpec) -> list[str] | None:
 
 
 def _query(engine: Engine, spec: ConnectionSpec, sql: str,
-           params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-    """Run one catalog query on a pooled connection, read-only, and roll back."""
+           params: dict[str, Any] | None = None, *,
+           binary: bool = False) -> list[tuple[Any, ...]]:
+    """Run one catalog query on a pooled connection, read-only, and roll back.
+
+    `binary` (PostgreSQL) asks for binary results: arrays decode much faster."""
     from .execute import _checkout
 
     raw = _checkout(engine, spec)
     try:
         raw.rollback()  # start clean (a pool ping may have opened a transaction)
         cur = raw.cursor()
-        if get_dialect(spec.db_type).family == "postgres":
+        postgres = get_dialect(spec.db_type).family == "postgres"
+        if postgres:
             cur.execute("SET TRANSACTION READ ONLY")
-        if params is None:
+        if binary and postgres:
+            cur.execute(sql, params, binary=True)
+        elif params is None:
             cur.execute(sql)
         else:
             cur.execute(sql, params)
@@ -261,7 +287,9 @@ def fingerprint(engine: Engine, spec: ConnectionSpec) -> tuple[str, str | None]:
     family = get_dialect(spec.db_type).family
     if family == "postgres":
         row = _query(engine, spec, _PG_FINGERPRINT, {"schemas": _schemas(spec)})[0]
-        parts, default_schema = [str(v) for v in row], row[1]
+        now = (int(row[2]) + 3) % 2**32
+        parts = [str(row[0]), str(row[1]), *(_pg_newest(str(v), now) for v in row[3:])]
+        default_schema = row[1]
     elif family == "mysql":
         row = _query(engine, spec, _MYSQL_FINGERPRINT)[0]
         parts, default_schema = [str(v) for v in row], None
@@ -274,8 +302,85 @@ def fingerprint(engine: Engine, spec: ConnectionSpec) -> tuple[str, str | None]:
     return digest, default_schema
 
 
+_FROZEN_AGE = 2**31 - 1  # age() of a frozen or bootstrap xmin
+
+
+def _pg_newest(part: str, now: int) -> str:
+    """`count/min_age` -> `count/newest_xmin`: the same value in every transaction."""
+    count, _, age = part.partition("/")
+    if age in ("-1", str(_FROZEN_AGE)):
+        return part
+    return f"{count}/{(now - int(age)) % 2**32}"
+
+
+def _load_pg(rows: list[tuple[Any, ...]]) -> list[Table]:
+    """Tables from the rows of `_PG_CATALOG` (see the comment there)."""
+    by_oid: dict[int, tuple[Table, dict[int, str]]] = {}
+    fks: list[tuple[Any, ...]] = []
+    comments: list[tuple[Any, ...]] = []
+    for row in rows:
+        kind = row[0]
+        if kind == "c":
+            (_, oid, nsp, rel, relkind, tcomment, nums, names, types, nullable, pkey) = row[:11]
+            pk = set(pkey or ())
+            cols = [Column(name, typ, bool(null), num in pk)
+                    for num, name, typ, null in sorted(zip(nums, names, types, nullable,
+                                                           strict=True))]
+            t = Table(name=rel, schema=nsp, columns=cols,
+                      kind="view" if relkind in ("v", "m") else "table",
+                      comment=tcomment or None)
+            by_oid[oid] = (t, dict(zip(nums, names, strict=True)))
+        elif kind == "f":
+            fks.append(row)
+        else:
+            comments.append(row)
+    fks.sort(key=lambda r: (r[1], r[11]))
+    for row in fks:
+        oid, conkey, conname, confkey, ref_schema, ref_table, ref_oid, ref_names = (
+            row[1], *row[10:])
+        own = by_oid.get(oid)
+        if own is None:
+            continue
+        if ref_names is None:
+            ref = by_oid.get(ref_oid)
+            ref_names = [ref[1].get(k, "") for k in confkey] if ref else []
+        own[0].foreign_keys.append(ForeignKey([own[1].get(k, "") for k in conkey], ref_table,
+                                              list(ref_names), ref_schema, conname))
+    for row in comments:
+        own = by_oid.get(row[1])
+        if own is not None and row[5]:
+            name = own[1].get(row[6][0])
+            for c in own[0].columns:
+                if c.name == name:
+                    c.comment = row[5]
+    return [t for t, _ in by_oid.values()]
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a snapshot's objects are built.
+
+    A 2,000-table snapshot allocates ~100,000 objects at once (rows, then columns), which
+    triggers full collections that rescan everything alive, again and again: with the
+    collector paused, building it takes a third of the time. Nothing built here is cyclic.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _load(engine: Engine, spec: ConnectionSpec, fp: str,
           default_schema: str | None) -> SchemaSnapshot:
+    with _gc_paused():
+        return _load_tables(engine, spec, fp, default_schema)
+
+
+def _load_tables(engine: Engine, spec: ConnectionSpec, fp: str,
+                 default_schema: str | None) -> SchemaSnapshot:
     family = get_dialect(spec.db_type).family
     tables: dict[tuple[str | None, str], Table] = {}
 
@@ -286,16 +391,9 @@ def _load(engine: Engine, spec: ConnectionSpec, fp: str,
         return t
 
     if family == "postgres":
-        rows = _query(engine, spec, _PG_CATALOG, {"schemas": _schemas(spec)})
-        for (kind, nsp, rel, relkind, _pos, col, typ, nullable, is_pk, comment, tcomment,
-             fk_name, fk_cols, ref_schema, ref_table, ref_cols) in rows:
-            t = table(nsp, rel, "view" if relkind in ("v", "m") else "table")
-            if kind == "c":
-                t.columns.append(Column(col, typ, bool(nullable), bool(is_pk), comment or None))
-                t.comment = tcomment or t.comment
-            else:
-                t.foreign_keys.append(ForeignKey(list(fk_cols), ref_table, list(ref_cols),
-                                                 ref_schema, fk_name))
+        rows = _query(engine, spec, _PG_CATALOG, {"schemas": _schemas(spec)}, binary=True)
+        for t in _load_pg(rows):
+            tables[(t.schema, t.name)] = t
     elif family == "mysql":
         rows = _query(engine, spec, _MYSQL_CATALOG)
         pks: dict[str, set[str]] = {}
@@ -487,7 +585,18 @@ _SYNONYMS = {
 
 @lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
+    """A crude stem, applied until it settles, so "meetings" and "meeting" both give
+    "meet" (one pass would leave "meeting" for the plural and "meet" for the name)."""
     w = word.lower()
+    for _ in range(3):
+        s = _stem_once(w)
+        if s == w:
+            break
+        w = s
+    return w
+
+
+def _stem_once(w: str) -> str:
     if len(w) > 4 and w.endswith("ies"):
         return w[:-3] + "y"
     if len(w) > 4 and w.endswith(("ses", "xes", "ches", "shes")):

@@ -1,0 +1,86 @@
+"""B10 — characters sent to the model for one simple Chinook question, summed over all calls.
+
+The same scripted model drives the product's agent and LangChain's SQL agent (tutorial
+path: list tables, schema with sample rows, query checker, query, answer). Counted: every
+message's text and tool-call arguments, plus the tool definitions sent with each call
+(what a provider bills as input); tool definitions are also reported apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from typing import Any
+
+from .common import Ctx, result, tmpdir
+
+QUESTION = "How many customers are there?"
+
+
+def run(ctx: Ctx) -> dict[str, Any]:
+    from aigis_jupyter.agent.runner import AgentRunner
+    from aigis_jupyter.databases.engines import ConnectionSpec
+    from aigis_jupyter.models import ModelRegistry
+    from aigis_jupyter.settings import Settings
+
+    from . import chinook
+    from .common import BenchDeps, chinook_spec
+    from .scripted import ScriptedModel, register
+
+    qs = [q for q in chinook.questions(20) if q.question == QUESTION]
+    if not qs:
+        raise RuntimeError(f"{QUESTION!r} is not among the Chinook questions")
+    plans = {QUESTION: qs[0]}
+    tmp = tmpdir(ctx, "aigis_b10_")
+    db = tmp / "chinook.sqlite"
+    shutil.copy(chinook_spec().host, db)
+    deps = BenchDeps(ConnectionSpec(id="chinook", db_type="sqlite", host=str(db)))
+    settings = Settings(data_dir=tmp / "data")
+    model = ScriptedModel(responder=chinook.aigis_responder(plans))
+    registry = ModelRegistry(settings, environ={})
+    register(registry, model)
+    runner = AgentRunner(registry=registry, checkpointer_url_or_saver=None, deps=deps,
+                         settings=settings)
+
+    async def ask() -> list[dict[str, Any]]:
+        return [e async for e in runner.run_turn("b10", QUESTION, connection_id="chinook",
+                                                 model_name="scripted", chart=False)]
+
+    events = asyncio.run(ask())
+    runner.close()
+    deps.close()
+    if any(e["type"] == "error" for e in events):
+        raise RuntimeError(f"the product's turn failed: {events}")
+    ours = model.chars()
+
+    lc_model = ScriptedModel(responder=chinook.lc_responder(plans))
+    lc = chinook.LangChainSqlAgent(db, lc_model)
+    answer = lc.ask(QUESTION)
+    lc.db._engine.dispose()
+    theirs = lc_model.chars()
+    if qs[0].answer not in answer:
+        raise RuntimeError(f"LangChain's agent did not finish: {answer!r}")
+
+    ratio = theirs["total_chars"] / ours["total_chars"]
+    per_call = [c["message_chars"] + c["tool_schema_chars"] for c in model.calls]
+    lc_per_call = [c["message_chars"] + c["tool_schema_chars"] for c in lc_model.calls]
+    return result(
+        "B10", "Characters sent to the model for one simple question (Chinook, no chart)",
+        measured={"model_calls": ours["calls"], "total_chars": ours["total_chars"],
+                  "chars_per_call": per_call},
+        baseline={"langchain_model_calls": theirs["calls"],
+                  "langchain_total_chars": theirs["total_chars"],
+                  "langchain_message_chars": theirs["message_chars"],
+                  "langchain_tool_schema_chars": theirs["tool_schema_chars"],
+                  "langchain_chars_per_call": lc_per_call},
+        ratio=ratio,
+        ratio_means="LangChain's characters / aigis characters",
+        target="<= 1/4 of LangChain's characters, in <= 3 model calls",
+        met=bool(ratio >= 4 and ours["calls"] <= 3),
+        headline=["model_calls", "total_chars", "langchain_model_calls",
+                  "langchain_total_chars"],
+        question=QUESTION,
+        notes="counted: message text + tool-call arguments + tool definitions sent with "
+              "each call; LangChain without tool definitions: "
+              f"{theirs['message_chars']:,} characters",
+    )

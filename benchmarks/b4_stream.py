@@ -1,0 +1,149 @@
+"""B4 — streaming: delay from the model emitting a token to the magic's display showing it.
+
+`%%aigis` runs in a real IPython shell on a real store, agent and Chinook connection; the
+scripted model writes its answer one word every 20 ms (a brisk real model) and stamps
+each token as it yields it. A recording display publisher stamps every display update;
+a token's delay is the time until the first update whose text contains the answer so far.
+Measured with the magic as shipped (`AigisMagics.update_interval`, which batches display
+updates), with `update_interval = 0.02`, and with updates on every token (the pipeline's
+own latency).
+
+The other half of B4, token -> SSE client, needs the REST + SSE server: `B4-sse` below
+is its placeholder.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import Any
+
+from .common import Ctx, med, ms, pct, result, tmpdir
+
+QUESTION = "How many customers are there?"
+ANSWER = (
+    "There are 59 customers in the Chinook database. They come from 24 countries, with "
+    "the United States, Canada and Brazil the largest groups; every one of them has a "
+    "support representative among the sales staff, and most have bought several "
+    "albums over the years covered by the invoices, which run from 2009 to 2013 and "
+    "add up to a little over two thousand three hundred dollars in all."
+)
+TOKEN_DELAY_S = 0.020
+#: A smaller redraw interval to compare with (`%config AigisMagics.update_interval = 0.02`).
+SUGGESTED_INTERVAL_S = 0.02
+
+
+def _publisher(shell: Any) -> Any:
+    from IPython.core.displaypub import DisplayPublisher
+
+    class Stamped(DisplayPublisher):
+        """Keeps (time, text/plain) of every display and update."""
+
+        def __init__(self, **kw: Any) -> None:
+            super().__init__(**kw)
+            self.records: list[tuple[float, str]] = []
+
+        def publish(self, data: Any, metadata: Any = None, source: Any = None, *,
+                    transient: Any = None, update: bool = False, **kw: Any) -> None:
+            self.records.append((time.perf_counter(), str(data.get("text/plain", ""))))
+
+    return Stamped(shell=shell)
+
+
+def _delays(emitted: list[tuple[float, str]], records: list[tuple[float, str]]) -> list[float]:
+    out = []
+    for t_emit, so_far in emitted:
+        want = so_far.strip()
+        shown = next((t for t, text in records if t >= t_emit and want in text), None)
+        if shown is None:
+            raise RuntimeError(f"token never displayed: {want[-30:]!r}")
+        out.append(shown - t_emit)
+    return out
+
+
+def run(ctx: Ctx) -> list[dict[str, Any]]:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from aigis_jupyter.magics import AigisMagics
+    from aigis_jupyter.service import AigisService
+    from aigis_jupyter.settings import Settings
+
+    from .common import chinook_spec
+    from .scripted import ScriptedModel, register, text_of
+
+    turns = ctx.size(3, 1)
+    answer = ANSWER if not ctx.quick else " ".join(ANSWER.split()[:12])
+    tmp = tmpdir(ctx, "aigis_b4_")
+    db = tmp / "chinook.sqlite"
+    shutil.copy(chinook_spec().host, db)
+    svc = AigisService(Settings(data_dir=tmp / "data"))
+    scope = svc.user("bench", is_admin=True)
+    scope.create_connection({"name": "chinook", "db_type": "sqlite", "host": str(db)})
+
+    def respond(messages: list[Any]) -> str:
+        if "Schema:" in text_of(messages[0].content):
+            return "SELECT COUNT(*) AS customers FROM Customer"
+        return answer
+
+    model = ScriptedModel(responder=respond, token_delay=TOKEN_DELAY_S, record_tokens=True)
+    register(svc.models, model)
+    shell = InteractiveShell.instance()
+    saved_pub = shell.display_pub
+    pub = _publisher(shell)
+    shell.display_pub = pub
+    magics = AigisMagics(shell=shell, scope=scope)
+    magics.default_model = "scripted"
+    magics.default_connection = "chinook"
+    shell.register_magics(magics)
+    shipped = magics.update_interval
+    figures: dict[float, list[float]] = {}
+    ctx.log(f"B4: {turns} turn(s) x {len(answer.split())} tokens at "
+            f"{TOKEN_DELAY_S * 1000:.0f} ms/token, update_interval {shipped} s, "
+            f"{SUGGESTED_INTERVAL_S} s and 0 s")
+    try:
+        for interval in (shipped, SUGGESTED_INTERVAL_S, 0.0):
+            magics.update_interval = interval
+            delays: list[float] = []
+            for _ in range(turns):
+                model.reset()
+                pub.records.clear()
+                shell.run_cell_magic("aigis", "--no-chart", QUESTION)
+                if magics.last_view is None or magics.last_view.error:
+                    raise RuntimeError(f"the turn failed: {magics.last_view}")
+                # calls: [SQL, answer]; only the answer's tokens are displayed as text
+                delays += _delays(model.emitted[1], pub.records)
+            figures[interval] = delays
+    finally:
+        shell.display_pub = saved_pub
+        magics.update_interval = shipped
+        svc.close()
+
+    shipped_d, every_d = figures[shipped], figures[0.0]
+    magic = result(
+        "B4", "Token -> magic display delay (scripted model, 20 ms per token)",
+        measured={
+            "tokens": len(shipped_d),
+            "median_ms": ms(med(shipped_d)),
+            "p90_ms": ms(pct(shipped_d, 90)),
+            "max_ms": ms(max(shipped_d)),
+            "update_interval_s": shipped,
+            "interval_0_02_median_ms": ms(med(figures[SUGGESTED_INTERVAL_S])),
+            "interval_0_02_p90_ms": ms(pct(figures[SUGGESTED_INTERVAL_S], 90)),
+            "every_token_median_ms": ms(med(every_d)),
+            "every_token_p90_ms": ms(pct(every_d, 90)),
+        },
+        baseline=None, ratio=None,
+        target="<= 20 ms median (magic half)",
+        met=bool(med(shipped_d) <= 0.020),
+        headline=["median_ms", "interval_0_02_median_ms", "every_token_median_ms"],
+        notes="as shipped, the magic redraws at most every update_interval seconds; "
+              "every_token_* is the same pipeline redrawing on every token",
+    )
+    sse = result(
+        "B4-sse", "Token -> SSE client delay",
+        measured={}, baseline=None, ratio=None, target="<= 20 ms median", met=None,
+        notes="placeholder: needs the REST + SSE server (a later issue); measure it here "
+              "with the same scripted model and an SSE client stamping each `chunk` event",
+        placeholder=True,
+    )
+    return [magic, sse]

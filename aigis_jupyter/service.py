@@ -519,7 +519,12 @@ class UserScope:
         return self.service.vault.open(row.password_sealed, owner_id=row.owner_id, row_id=row.id,
                                        purpose=_PASSWORD_PURPOSE)
 
-    def _test_spec(self, spec: ConnectionSpec) -> dict[str, Any]:
+    def _test_spec(self, spec: ConnectionSpec, *, keep_engine: bool = False) -> dict[str, Any]:
+        """Connect and run a trivial query; the error never carries the password.
+
+        A spec that is not (yet) saved must not leave an engine behind: `keep_engine`
+        only for a stored connection, whose engine the next query reuses.
+        """
         from .databases.engines import test_connection
 
         try:
@@ -529,7 +534,8 @@ class UserScope:
             exc.args = (exc.message,)
             raise
         finally:
-            self.service.engines.dispose(spec.id)
+            if not keep_engine:
+                self.service.engines.dispose(spec.id)
 
     def create_connection(self, data: Mapping[str, Any], *, test: bool = False) -> dict[str, Any]:
         """Save a connection; with ``test=True`` it is saved only if it connects."""
@@ -622,15 +628,7 @@ class UserScope:
 
     def test_connection(self, ref: str) -> dict[str, Any]:
         """Connect and run a trivial query; DatabaseError says what went wrong."""
-        from .databases.engines import test_connection
-
-        spec = self.connection_spec(ref)
-        try:
-            return test_connection(spec, self.service.engines)
-        except AigisError as exc:
-            exc.message = _scrub(exc.message, spec.password) or exc.message
-            exc.args = (exc.message,)
-            raise
+        return self._test_spec(self.connection_spec(ref), keep_engine=True)
 
     # -- SQL ------------------------------------------------------------------------
     def run_sql(self, ref: str, sql: str, *, max_rows: int | None = None,

@@ -282,6 +282,16 @@ def _fetch(fetchmany: Callable[[int], Sequence[Any]], max_rows: int,
     return rows, truncated
 
 
+def _read_cursor(cur: Any, max_rows: int, run: _Run) -> tuple[list[str], list[Any], bool]:
+    """Columns and at most `max_rows` rows of an executed DB-API cursor; a write reports
+    its affected-row count as a one-cell result."""
+    if not cur.description:
+        return ["rows_affected"], [(cur.rowcount,)], False
+    columns = [d[0] for d in cur.description]
+    rows, truncated = _fetch(cur.fetchmany, max_rows, run)
+    return columns, rows, truncated
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -673,11 +683,7 @@ def _run_sqlite(engine: Engine, spec: ConnectionSpec, stmt: str, max_rows: int, 
         with run.interruptible(con.interrupt):
             cur = con.cursor()
             cur.execute(stmt)
-            if cur.description:
-                columns = [d[0] for d in cur.description]
-                rows, truncated = _fetch(cur.fetchmany, max_rows, run)
-            else:
-                columns, rows, truncated = ["rows_affected"], [(cur.rowcount,)], False
+            columns, rows, truncated = _read_cursor(cur, max_rows, run)
             cur.close()
         if not read_only and con.in_transaction:
             con.commit()
@@ -742,11 +748,7 @@ def _run_mysql(engine: Engine, spec: ConnectionSpec, stmt: str, max_rows: int, r
         with run.interruptible(lambda: _mysql_kill(engine, thread_id)):
             try:
                 cur.execute(stmt)
-                if cur.description:
-                    columns = [d[0] for d in cur.description]
-                    rows, truncated = _fetch(cur.fetchmany, max_rows, run)
-                else:
-                    columns, rows, truncated = ["rows_affected"], [(cur.rowcount,)], False
+                columns, rows, truncated = _read_cursor(cur, max_rows, run)
             except BaseException:
                 discard = True
                 raise

@@ -9,38 +9,23 @@ message's text and tool-call arguments, plus the tool definitions sent with each
 from __future__ import annotations
 
 import asyncio
-import shutil
 from typing import Any
 
-from .common import Ctx, result, tmpdir
+from .common import Ctx, result
 
 QUESTION = "How many customers are there?"
 
 
 def run(ctx: Ctx) -> dict[str, Any]:
-    from aigis_jupyter.agent.runner import AgentRunner
-    from aigis_jupyter.databases.engines import ConnectionSpec
-    from aigis_jupyter.models import ModelRegistry
-    from aigis_jupyter.settings import Settings
-
     from . import chinook
-    from .common import BenchDeps, chinook_spec
-    from .scripted import ScriptedModel, register
+    from .scripted import ScriptedModel
 
     qs = [q for q in chinook.questions(20) if q.question == QUESTION]
     if not qs:
         raise RuntimeError(f"{QUESTION!r} is not among the Chinook questions")
     plans = {QUESTION: qs[0]}
-    tmp = tmpdir(ctx, "aigis_b10_")
-    db = tmp / "chinook.sqlite"
-    shutil.copy(chinook_spec().host, db)
-    deps = BenchDeps(ConnectionSpec(id="chinook", db_type="sqlite", host=str(db)))
-    settings = Settings(data_dir=tmp / "data")
-    model = ScriptedModel(responder=chinook.aigis_responder(plans))
-    registry = ModelRegistry(settings, environ={})
-    register(registry, model)
-    runner = AgentRunner(registry=registry, checkpointer_url_or_saver=None, deps=deps,
-                         settings=settings)
+    rig = chinook.agent_rig(ctx, "aigis_b10_", plans, checkpoint=False)
+    db, deps, model, runner = rig.db, rig.deps, rig.model, rig.runner
 
     async def ask() -> list[dict[str, Any]]:
         return [e async for e in runner.run_turn("b10", QUESTION, connection_id="chinook",

@@ -16,12 +16,11 @@ Overhead = time - floor, per question, paired (each question runs the three ways
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 import uuid
 from typing import Any
 
-from .common import Ctx, med, ms, pct, result, tmpdir
+from .common import Ctx, med, ms, pct, result
 
 
 def _floor(deps: Any, model: Any, question: str) -> str:
@@ -47,31 +46,15 @@ async def _aigis(runner: Any, question: str) -> list[dict[str, Any]]:
 
 
 def run(ctx: Ctx) -> dict[str, Any]:
-    from aigis_jupyter.agent.runner import AgentRunner
-    from aigis_jupyter.models import ModelRegistry
-    from aigis_jupyter.settings import Settings
-
     from . import chinook
-    from .common import BenchDeps, chinook_spec
-    from .scripted import ScriptedModel, register
+    from .scripted import ScriptedModel
 
     n = ctx.size(200, 8)
     warm = ctx.size(10, 2)
     qs = chinook.questions(n + warm)
     plans = {q.question: q for q in qs}
-    tmp = tmpdir(ctx, "aigis_b3_")
-    db = tmp / "chinook.sqlite"
-    shutil.copy(chinook_spec().host, db)
-
-    from aigis_jupyter.databases.engines import ConnectionSpec
-
-    deps = BenchDeps(ConnectionSpec(id="chinook", db_type="sqlite", host=str(db)))
-    settings = Settings(data_dir=tmp / "data")
-    model = ScriptedModel(responder=chinook.aigis_responder(plans))
-    registry = ModelRegistry(settings, environ={})
-    register(registry, model)
-    runner = AgentRunner(registry=registry, checkpointer_url_or_saver=settings.store_url,
-                         deps=deps, settings=settings)
+    rig = chinook.agent_rig(ctx, "aigis_b3_", plans, checkpoint=True)
+    db, deps, model, runner = rig.db, rig.deps, rig.model, rig.runner
     lc_model = ScriptedModel(responder=chinook.lc_responder(plans))
     lc = chinook.LangChainSqlAgent(db, lc_model)
     short_model = ScriptedModel(responder=chinook.lc_responder(plans, chinook.SHORTEST_STEPS))

@@ -12,6 +12,7 @@ system prompt telling it to look at the tables first and double-check its query.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import uuid
 from dataclasses import dataclass
@@ -234,3 +235,41 @@ class LangChainSqlAgent:
     def ask(self, question: str) -> str:
         out = self.agent.invoke({"messages": [HumanMessage(question)]})
         return text_of(out["messages"][-1].content)
+
+
+@dataclass
+class AgentRig:
+    """The product's agent on a private copy of Chinook, driven by a scripted model."""
+
+    db: Path
+    deps: Any
+    model: Any
+    runner: Any
+
+
+def agent_rig(ctx: Any, prefix: str, plans: dict[str, Question], *,
+              checkpoint: bool) -> AgentRig:
+    """Copy Chinook, wire BenchDeps + a scripted model into an AgentRunner.
+
+    `checkpoint` keeps threads in a SQLite checkpointer, as local mode does.
+    """
+    from aigis_jupyter.agent.runner import AgentRunner
+    from aigis_jupyter.databases.engines import ConnectionSpec
+    from aigis_jupyter.models import ModelRegistry
+    from aigis_jupyter.settings import Settings
+
+    from .common import BenchDeps, chinook_spec, tmpdir
+    from .scripted import ScriptedModel, register
+
+    tmp = tmpdir(ctx, prefix)
+    db = tmp / "chinook.sqlite"
+    shutil.copy(chinook_spec().host, db)
+    deps = BenchDeps(ConnectionSpec(id="chinook", db_type="sqlite", host=str(db)))
+    settings = Settings(data_dir=tmp / "data")
+    model = ScriptedModel(responder=aigis_responder(plans))
+    registry = ModelRegistry(settings, environ={})
+    register(registry, model)
+    runner = AgentRunner(registry=registry,
+                         checkpointer_url_or_saver=settings.store_url if checkpoint else None,
+                         deps=deps, settings=settings)
+    return AgentRig(db=db, deps=deps, model=model, runner=runner)

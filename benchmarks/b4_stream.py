@@ -15,10 +15,9 @@ is its placeholder.
 from __future__ import annotations
 
 import shutil
-import time
 from typing import Any
 
-from .common import Ctx, med, ms, pct, result, tmpdir
+from .common import Ctx, med, ms, pct, result, stamped_publisher, tmpdir
 
 QUESTION = "How many customers are there?"
 ANSWER = (
@@ -33,21 +32,6 @@ TOKEN_DELAY_S = 0.020
 SUGGESTED_INTERVAL_S = 0.02
 
 
-def _publisher(shell: Any) -> Any:
-    from IPython.core.displaypub import DisplayPublisher
-
-    class Stamped(DisplayPublisher):
-        """Keeps (time, text/plain) of every display and update."""
-
-        def __init__(self, **kw: Any) -> None:
-            super().__init__(**kw)
-            self.records: list[tuple[float, str]] = []
-
-        def publish(self, data: Any, metadata: Any = None, source: Any = None, *,
-                    transient: Any = None, update: bool = False, **kw: Any) -> None:
-            self.records.append((time.perf_counter(), str(data.get("text/plain", ""))))
-
-    return Stamped(shell=shell)
 
 
 def _delays(emitted: list[tuple[float, str]], records: list[tuple[float, str]]) -> list[float]:
@@ -89,7 +73,7 @@ def run(ctx: Ctx) -> list[dict[str, Any]]:
     register(svc.models, model)
     shell = InteractiveShell.instance()
     saved_pub = shell.display_pub
-    pub = _publisher(shell)
+    pub = stamped_publisher(shell)
     shell.display_pub = pub
     magics = AigisMagics(shell=shell, scope=scope)
     magics.default_model = "scripted"

@@ -24,7 +24,7 @@ import time
 from contextlib import redirect_stdout
 from typing import Any
 
-from .common import Ctx, med, ms, result, run_json, tmpdir
+from .common import Ctx, med, ms, result, run_json, stamped_publisher, tmpdir
 
 QUESTION = "How many customers are there?"
 HEAVY = ("pandas", "numpy", "sqlalchemy", "langgraph", "langchain_core", "altair", "sqlglot")
@@ -39,20 +39,10 @@ PREWARM_PAUSE_S = 4.0
 
 
 def _shell() -> tuple[Any, Any]:
-    from IPython.core.displaypub import DisplayPublisher
     from IPython.core.interactiveshell import InteractiveShell
 
-    class Stamped(DisplayPublisher):
-        def __init__(self, **kw: Any) -> None:
-            super().__init__(**kw)
-            self.records: list[tuple[float, str]] = []
-
-        def publish(self, data: Any, metadata: Any = None, source: Any = None, *,
-                    transient: Any = None, update: bool = False, **kw: Any) -> None:
-            self.records.append((time.perf_counter(), str(data.get("text/plain", ""))))
-
     shell = InteractiveShell.instance()
-    pub = Stamped(shell=shell)
+    pub = stamped_publisher(shell)
     shell.display_pub = pub
     return shell, pub
 

@@ -323,3 +323,21 @@ def tmpdir(ctx: Ctx, prefix: str) -> Path:
     d = Path(tempfile.mkdtemp(prefix=prefix))
     ctx.stack.callback(shutil.rmtree, d, True)
     return d
+
+
+def stamped_publisher(shell: Any) -> Any:
+    """An IPython display publisher that timestamps every display and update (B4, B9)."""
+    from IPython.core.displaypub import DisplayPublisher
+
+    class Stamped(DisplayPublisher):
+        """Keeps (time, text/plain) of every display and update."""
+
+        def __init__(self, **kw: Any) -> None:
+            super().__init__(**kw)
+            self.records: list[tuple[float, str]] = []
+
+        def publish(self, data: Any, metadata: Any = None, source: Any = None, *,
+                    transient: Any = None, update: bool = False, **kw: Any) -> None:
+            self.records.append((time.perf_counter(), str(data.get("text/plain", ""))))
+
+    return Stamped(shell=shell)

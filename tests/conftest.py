@@ -166,3 +166,19 @@ def mysql_demo(mysql_server: str) -> Iterator[str]:
     with scratch_database(mysql_server) as url:
         load_demo_url(url)
         yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
+def writable_demo_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_demo: str) -> str:
+    """A fresh demo database per engine that a test may change (a copy, or a new database)."""
+    import shutil
+
+    if request.param == "sqlite":
+        url = str(tmp_path / "rw.sqlite")
+        shutil.copy(sqlite_demo, url)
+        return url
+    from dbutil import load_demo_url
+
+    url = request.getfixturevalue("pg_db" if request.param == "postgres" else "mysql_db")
+    load_demo_url(url)
+    return url

@@ -25,7 +25,6 @@ from dbutil import (
     HARMLESS_WHEN_RUN,
     checksum,
     hostile,
-    load_demo_url,
     one_connection_engine,
     spec_for,
 )
@@ -340,18 +339,12 @@ def test_bad_arguments(target: Target) -> None:
 # --------------------------------------------------------------------------- write access
 
 
-@pytest.fixture(params=["sqlite", "postgres", "mysql"])
-def writable(request: pytest.FixtureRequest, tmp_path: Path,
-             sqlite_demo: str) -> Iterator[Target]:
-    if request.param == "sqlite":
-        url = str(tmp_path / "rw.sqlite")
-        shutil.copy(sqlite_demo, url)
-    else:
-        url = request.getfixturevalue("pg_db" if request.param == "postgres" else "mysql_db")
-        load_demo_url(url)
+@pytest.fixture
+def writable(writable_demo_url: str) -> Iterator[Target]:
+    url = writable_demo_url
     spec = spec_for(url, allow_write=True)
     cache = EngineCache()
-    yield Target(request.param, url, spec, cache.get(spec))
+    yield Target(spec.db_type, url, spec, cache.get(spec))
     cache.dispose_all()
 
 

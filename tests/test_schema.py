@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from dbutil import engine_for, load_chinook, load_demo_url, spec_for
+from dbutil import engine_for, load_chinook, spec_for
 
 from aigis_jupyter.databases import schema as schema_mod
 from aigis_jupyter.databases.engines import EngineCache
@@ -136,15 +136,9 @@ def test_one_catalog_query_and_a_cached_fingerprint(demo: tuple[str, Any, Any],
     assert snapshot(engine, spec, refresh=True) is not first
 
 
-@pytest.fixture(params=["sqlite", "postgres", "mysql"])
-def writable_demo(request: pytest.FixtureRequest, tmp_path: Path,
-                  sqlite_demo: str) -> Iterator[tuple[str, Any, Any]]:
-    if request.param == "sqlite":
-        url = str(tmp_path / "rw.sqlite")
-        shutil.copy(sqlite_demo, url)
-    else:
-        url = request.getfixturevalue("pg_db" if request.param == "postgres" else "mysql_db")
-        load_demo_url(url)
+@pytest.fixture
+def writable_demo(writable_demo_url: str) -> Iterator[tuple[str, Any, Any]]:
+    url = writable_demo_url
     spec = spec_for(url)
     cache = EngineCache()
     yield url, spec, cache.get(spec)

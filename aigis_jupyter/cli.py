@@ -10,25 +10,41 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
+from ._version import __version__
 from .errors import AigisError, BadInput
 
 if TYPE_CHECKING:
-    from .service import AigisService, UserScope
+    from .service.contract import ServiceAPI
+    from .service.core import AigisService
     from .settings import Settings
 
-_LIST_COLUMNS = ("name", "db_type", "host", "port", "database", "username", "has_password",
-                 "allow_write")
 
 
-def current_user(explicit: str | None = None) -> str:
-    """--user, else the hub user, else the OS account: the same rule as the kernel's."""
-    return explicit or os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+def action_text(action: Mapping[str, Any] | None) -> str:
+    """A core error's next step in terminal terms."""
+    if not action:
+        return ""
+    kind, name = action.get("kind"), action.get("name")
+    return {
+        "pick_model": "Models are picked per thread, in a notebook or the sidebar.",
+        "pick_connection": "See yours with `aigis connections list`.",
+        "add_connection": "See yours with `aigis connections list`, or add one with "
+                          "`aigis connections add NAME --type ...`.",
+        "new_thread": "Threads are created in a notebook or the sidebar.",
+        "set_env": f"Set it in the environment: export {name}=...",
+        "install_extra": f"Install it: pip install 'aigis-jupyter[{name}]'",
+        "rotate_keys": "Re-seal the stored passwords: aigis keys rotate",
+        "upgrade_store": "Upgrade the store: aigis db upgrade",
+        "retry": "Try again.",
+    }.get(str(kind), "")
+
+
+def error_text(exc: AigisError) -> str:
+    return " ".join(p for p in (exc.message, action_text(exc.action)) if p)
 
 
 class _Ctx:
@@ -45,15 +61,17 @@ class _Ctx:
     @property
     def service(self) -> AigisService:
         if self._service is None:
-            from .service import AigisService
+            from .service.core import AigisService
             from .settings import Settings
 
             self._service = AigisService(Settings.from_env())
         return self._service
 
     @property
-    def scope(self) -> UserScope:
-        return self.service.user(current_user(self.args.user))
+    def scope(self) -> ServiceAPI:
+        from .client import current_username
+
+        return self.service.user(current_username(self.args.user))
 
     def close(self) -> None:
         if self._service is not None:
@@ -119,7 +137,9 @@ def cmd_connections_list(ctx: _Ctx) -> int:
         print("No connections yet. Add one with `aigis connections add NAME --type postgres "
               "--host H --database D --username U`, or `aigis demo`.")
     else:
-        _print_table(rows, _LIST_COLUMNS)
+        from .service.contract import CONNECTION_COLUMNS
+
+        _print_table(rows, CONNECTION_COLUMNS)
     return 0
 
 
@@ -148,6 +168,8 @@ def cmd_db_upgrade(ctx: _Ctx) -> int:
     store = ctx.service.store  # opening the store migrates it to head
     h = store.health()
     print(f"Store {h['url']} is at revision {h.get('revision')} (head {h.get('head')}).")
+    if h.get("error"):
+        print(f"{h['error']} {action_text(h.get('action'))}".strip(), file=sys.stderr)
     return 0 if h.get("at_head") else 1
 
 
@@ -188,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--host", help="server name or address; for sqlite the file path")
     add.add_argument("--port", type=int)
     add.add_argument("--database", "--db")
-    add.add_argument("--username", "-U")
+    add.add_argument("--username", "--user", "-U", dest="username",
+                     help="the database user to log in as")
     pw = add.add_mutually_exclusive_group()
     pw.add_argument("--password-stdin", action="store_true",
                     help="read the password from the first line of stdin")
@@ -240,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AigisError as exc:
         if args.debug:
             raise
-        print(f"error: {exc.message}", file=sys.stderr)
+        print(f"error: {error_text(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,11 +1,35 @@
 """The error vocabulary shared by the core and every front door.
 
-Each error carries an HTTP-like status and a short machine `reason`, so the REST API,
-the magics and the CLI all render the same failure the same way; the `message` always
-says what happened and what to do next.
+Each error carries an HTTP-like status, a short machine `reason` and, where the user has
+an obvious next step, a structured `action`. The `message` says what happened in neutral
+words; it never names a magic, a REST route or a CLI command. Each door renders the
+action in its own terms (a notebook command, a button in the sidebar, a route in REST),
+so one core error reads right everywhere.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+#: The kinds of `action` a door may be asked to render, with the fields each carries.
+ACTION_KINDS = {
+    "pick_model": ("choices",),  # choose a model for the thread
+    "pick_connection": ("choices",),  # choose a connection for the thread
+    "add_connection": (),  # the user has no connection of that name: add or list them
+    "new_thread": (),  # the thread is gone: start or pick another
+    "set_env": ("name",),  # set an environment variable (an API key, an endpoint)
+    "install_extra": ("name",),  # install the package extra that brings a feature
+    "rotate_keys": (),  # re-seal the stored secrets with the current key
+    "upgrade_store": (),  # apply the store's migrations
+    "retry": (),  # a passing failure: ask again
+}
+
+
+def action(kind: str, **fields: Any) -> dict[str, Any]:
+    """A structured next step (`{"kind": "pick_model", "choices": [...]}`)."""
+    if kind not in ACTION_KINDS:
+        raise ValueError(f"unknown action kind {kind!r}")
+    return {"kind": kind, **fields}
 
 
 class AigisError(Exception):
@@ -14,14 +38,19 @@ class AigisError(Exception):
     status: int = 400
     reason: str = "bad_request"
 
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
+    def __init__(self, message: str, *, reason: str | None = None,
+                 action: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.action = action
         if reason is not None:
             self.reason = reason
 
-    def to_dict(self) -> dict[str, str]:
-        return {"message": self.message, "reason": self.reason}
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"message": self.message, "reason": self.reason}
+        if self.action:
+            out["action"] = self.action
+        return out
 
 
 class BadInput(AigisError):

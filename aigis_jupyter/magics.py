@@ -17,17 +17,18 @@ import time
 from getpass import getpass
 from typing import TYPE_CHECKING, Any
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import HTML, display
-from traitlets import Bool, Float, Int, Unicode
+from traitlets import Bool, Float, Int
 from traitlets.config import Configurable
 
 from .errors import AigisError, BadInput
-from .rendering import TurnView, chart_bundle, error_html
+from .rendering import TurnView, chart_bundle, error_html, error_message
 
 if TYPE_CHECKING:
-    from .service import UserScope
+    from .service.contract import ServiceAPI
 
 _VAR = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -52,17 +53,20 @@ class _ArgError(Exception):
     """argparse wants to exit: report the usage message instead."""
 
 
+#: A failed question or command fails the cell with one short line and no traceback (IPython
+#: prints a `UsageError` as its message alone), so "Run All" and notebook validation stop
+#: there instead of running on without a result.
+AigisCellError = UsageError
+
+
 @magics_class
 class AigisMagics(Magics, Configurable):
-    """`%%aigis` / `%aigis`; configurable with `%config AigisMagics.<trait> = value`."""
+    """`%%aigis` / `%aigis`; configurable with `%config AigisMagics.<trait> = value`.
+
+    Traits only shape what the notebook shows; what the product does (row cap, timeouts,
+    default model, ...) is a `Settings` field, the same for every door."""
 
     chart = Bool(True, help="Draw a chart when it helps (off: --no-chart).").tag(config=True)
-    default_model = Unicode(
-        None, allow_none=True, help="Model for new threads, e.g. 'local' or 'qwen3-8b'."
-    ).tag(config=True)
-    default_connection = Unicode(
-        None, allow_none=True, help="Connection for new threads, e.g. 'demo'."
-    ).tag(config=True)
     update_interval = Float(
         0.02, help="Seconds between live updates of the answer while tokens stream."
     ).tag(config=True)
@@ -70,23 +74,26 @@ class AigisMagics(Magics, Configurable):
         True, help="Import the agent's libraries in the background after %load_ext, so the "
         "first question does not wait for them."
     ).tag(config=True)
-    preview_rows = Int(20, help="Rows shown in the chat widget's table preview.").tag(config=True)
+    widget_rows = Int(20, help="Rows shown in the chat widget's table preview.").tag(config=True)
     return_dataframe = Bool(True, help="Return the result DataFrame as the cell's value.").tag(
         config=True
     )
 
-    def __init__(self, shell: Any = None, scope: UserScope | None = None) -> None:
+    def __init__(self, shell: Any = None, scope: ServiceAPI | None = None) -> None:
         Configurable.__init__(self, config=shell.config if shell is not None else None)
         Magics.__init__(self, shell=shell)
         self._scope = scope
         self._thread_id: str | None = None
+        # what this notebook picked, for the threads it creates next
+        self.default_model: str | None = None
+        self.default_connection: str | None = None
         self.last_sql: str | None = None
         self.last_view: TurnView | None = None
 
     # -- session ---------------------------------------------------------------------
 
     @property
-    def scope(self) -> UserScope:
+    def scope(self) -> ServiceAPI:
         if self._scope is None:
             from .client import local_scope
 
@@ -138,8 +145,9 @@ class AigisMagics(Magics, Configurable):
                 raise BadInput("Write a question in the cell body, e.g. 'How many orders?'")
             return self._ask(question, args)
         except AigisError as exc:
-            display(error_html(exc.message), raw=True)
-            return None
+            message = error_message(exc.to_dict())
+            display(error_html(message), raw=True)
+            raise AigisCellError(message) from None
 
     def _interpolate(self, text: str) -> str:
         ns = self.shell.user_ns if self.shell is not None else {}
@@ -191,7 +199,9 @@ class AigisMagics(Magics, Configurable):
         self.last_view = view
         if view.sql:
             self.last_sql = view.sql
-        if view.error or args.sql_only or view.table is None:
+        if view.error:
+            raise AigisCellError(f"The question failed: {error_message(view.error)}")
+        if args.sql_only or view.table is None:
             return None
         df = self.scope.last_result(tid)
         if df is None:
@@ -228,7 +238,9 @@ class AigisMagics(Magics, Configurable):
     def _connections(self, rest: list[str]) -> Any:
         sub = rest[0] if rest else "list"
         if sub == "list":
-            return _frame(self.scope.list_connections(), _CONN_COLS)
+            from .service.contract import CONNECTION_COLUMNS
+
+            return _frame(self.scope.list_connections(), list(CONNECTION_COLUMNS))
         if sub == "add":
             return self._connect(rest[1:])
         if len(rest) < 2:
@@ -333,7 +345,7 @@ class AigisMagics(Magics, Configurable):
     def _chat(self, rest: list[str]) -> Any:
         from .widgets import ChatWidget
 
-        w = ChatWidget(self.scope, preview_rows=self.preview_rows)
+        w = ChatWidget(self.scope, preview_rows=self.widget_rows)
         display(w)
         return None
 
@@ -341,10 +353,6 @@ class AigisMagics(Magics, Configurable):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse would exit the kernel
         raise _ArgError(f"{message}\n{self.format_usage()}")
-
-
-_CONN_COLS = ["name", "db_type", "host", "port", "database", "username", "has_password",
-              "allow_write"]
 
 
 def _frame(rows: list[dict[str, Any]], cols: list[str]) -> Any:
@@ -400,7 +408,8 @@ def _prewarm() -> None:
     """Import what the first question needs while the user is still typing it."""
     import importlib
 
-    for name in ("pandas", "sqlalchemy", "aigis_jupyter.service", "aigis_jupyter.agent.runner",
+    for name in ("pandas", "sqlalchemy", "aigis_jupyter.service.core",
+                 "aigis_jupyter.service.scope", "aigis_jupyter.agent.runner",
                  "aigis_jupyter.agent.graph"):
         try:
             importlib.import_module(name)

@@ -5,7 +5,7 @@ Availability comes from the environment, as in the original product (`LM_STUDIO_
 model that needs no key and no network. Admins add OpenAI-compatible models through
 `Settings.extra_models` and restrict the list with `Settings.allowed_models`.
 
-Listing models imports nothing heavy (the magics call it on every `%aigis model list`);
+Listing models imports nothing heavy (the notebook lists them on every request);
 LangChain and the providers are imported only when a chat model is actually built.
 """
 
@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import BadInput, ModelError
+from .errors import BadInput, ModelError, action
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -32,10 +32,6 @@ if TYPE_CHECKING:
 REMOTE_TIMEOUT_S = 120.0
 #: Reply length bound for models on a local OpenAI-compatible server (LM Studio & co).
 LOCAL_SERVER_MAX_TOKENS = 4_096
-#: How to choose a model, repeated in every message that refuses one.
-HOW_TO_PICK = (
-    "Pick one with `%aigis model use NAME` or POST /chat/{thread_id}/model {\"name\": NAME}."
-)
 
 ChatFactory = Callable[[], "BaseChatModel"]
 
@@ -206,9 +202,23 @@ class ModelRegistry:
     def _available_text(self) -> str:
         names = self.available_names()
         if names:
-            return "Available here: " + ", ".join(names) + ". " + HOW_TO_PICK
+            return "Available here: " + ", ".join(names) + "."
         hints = sorted({m.reason for m in self.list() if m.reason})
         return "No model is available here. " + " ".join(hints)
+
+    def pick_action(self) -> dict[str, Any]:
+        """The next step when a thread has no usable model: pick one of these."""
+        return action("pick_model", choices=self.available_names())
+
+    def enable_action(self, info: ModelInfo) -> dict[str, Any]:
+        """The next step that makes `info` available here."""
+        if info.env_var:
+            return action("set_env", name=info.env_var)
+        if info.provider == "llama_cpp":
+            return action("install_extra", name="local")
+        if info.provider == "google":
+            return action("install_extra", name="gemini")
+        return self.pick_action()
 
     def resolve(self, name_or_alias: str, *, require_available: bool = True) -> ModelInfo:
         """The model called `name_or_alias`, or BadInput listing what can be used instead."""
@@ -223,17 +233,17 @@ class ModelRegistry:
         )
         if found is None:
             raise BadInput(f"Unknown model '{name_or_alias}'. {self._available_text()}",
-                           reason="unknown_model")
+                           reason="unknown_model", action=self.pick_action())
         if not self._allowed(found):
             raise BadInput(
                 f"Model '{found.name}' is not allowed on this deployment. {self._available_text()}",
-                reason="model_not_allowed",
+                reason="model_not_allowed", action=self.pick_action(),
             )
         if require_available and not found.available:
             raise BadInput(
                 f"Model '{found.name}' is not available here: {found.reason} "
                 f"{self._available_text()}",
-                reason="model_unavailable",
+                reason="model_unavailable", action=self.enable_action(found),
             )
         return found
 
@@ -251,12 +261,12 @@ class ModelRegistry:
         try:
             info = self.resolve(name, require_available=False)
         except BadInput as exc:
-            raise ModelError(exc.message, reason=exc.reason) from exc
+            raise ModelError(exc.message, reason=exc.reason, action=exc.action) from exc
         if not info.available:
             raise ModelError(
                 f"Model '{info.name}' is not available here: {info.reason} "
                 f"{self._available_text()}",
-                reason="model_unavailable",
+                reason="model_unavailable", action=self.enable_action(info),
             )
         fingerprint = self._fingerprint(info)
         with self._lock:
@@ -422,7 +432,7 @@ def _openai_chat(
 
 
 def describe(models: Iterable[ModelInfo]) -> list[dict[str, Any]]:
-    """JSON-ready rows for `GET /models` and the model picker."""
+    """JSON-ready rows for model listings and pickers."""
     return [m.to_dict() for m in models]
 
 

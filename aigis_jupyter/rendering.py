@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+
+from .service.contract import TurnRecord
 
 VEGALITE_MIME = "application/vnd.vegalite.v5+json"
 
@@ -30,40 +33,44 @@ _STYLE = (
 )
 
 
+def action_text(action: Mapping[str, Any] | None) -> str:
+    """A core error's next step in notebook terms (the commands a notebook user has)."""
+    if not action:
+        return ""
+    kind = action.get("kind")
+    if kind == "pick_model":
+        return "Pick a model with `%aigis model use NAME` (see `%aigis model list`)."
+    if kind == "pick_connection":
+        return ("Pick a connection with `%aigis connections use NAME` (see "
+                "`%aigis connections list`).")
+    if kind == "add_connection":
+        return ("See your connections with `%aigis connections list`, or add one with "
+                "`%aigis connections add NAME ...`.")
+    if kind == "new_thread":
+        return "Start a thread with `%aigis thread new`, or see yours with `%aigis thread list`."
+    if kind == "set_env":
+        return (f"Set {action.get('name')} in the environment (e.g. "
+                f"`%env {action.get('name')}=...`) and try again.")
+    if kind == "install_extra":
+        return f"Install it with `%pip install 'aigis-jupyter[{action.get('name')}]'`."
+    if kind == "rotate_keys":
+        return "Re-seal the stored passwords with `!aigis keys rotate`."
+    if kind == "upgrade_store":
+        return "Upgrade the store with `!aigis db upgrade`."
+    if kind == "retry":
+        return "Run the cell again."
+    return ""
+
+
+def error_message(error: Mapping[str, Any]) -> str:
+    """An error event (or `AigisError.to_dict()`) as one notebook sentence."""
+    return " ".join(p for p in (str(error.get("message") or ""),
+                                action_text(error.get("action"))) if p)
+
+
 @dataclass
-class TurnView:
-    """The state of one answer as its events arrive."""
-
-    phase: str | None = None
-    answer: str = ""
-    sql: str | None = None
-    table: dict[str, Any] | None = None
-    chart: dict[str, Any] | None = None
-    error: dict[str, str] | None = None
-    done: bool = False
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-    def feed(self, event: dict[str, Any]) -> None:
-        """Fold one event into the view."""
-        self.events.append(event)
-        kind = event.get("type")
-        if kind == "status":
-            self.phase = event.get("phase")
-        elif kind == "chunk":
-            self.answer += str(event.get("content", ""))
-        elif kind == "sql":
-            self.sql = event.get("sql")
-        elif kind == "table":
-            self.table = event
-        elif kind == "chart":
-            self.chart = event.get("spec")
-        elif kind == "error":
-            self.error = {"message": event.get("message", ""), "reason": event.get("reason", "")}
-        elif kind == "end":
-            self.done = True
-            full = event.get("full_response")
-            if full and not self.answer:
-                self.answer = str(full)
+class TurnView(TurnRecord):
+    """The state of one answer as its events arrive, with its notebook renderings."""
 
     @property
     def status_text(self) -> str:
@@ -76,7 +83,8 @@ class TurnView:
         if self.status_text:
             parts.append(f'<div class="aigis-status">⏳ {html.escape(self.status_text)}</div>')
         if self.error:
-            parts.append(f'<div class="aigis-error">⚠ {html.escape(self.error["message"])}</div>')
+            parts.append(f'<div class="aigis-error">⚠ {html.escape(error_message(self.error))}'
+                         "</div>")
         if self.answer:
             parts.append(f'<div class="aigis-answer">{html.escape(self.answer)}</div>')
         if self.sql:
@@ -103,7 +111,7 @@ class TurnView:
         if self.status_text:
             lines.append(self.status_text)
         if self.error:
-            lines.append(f"Error: {self.error['message']}")
+            lines.append(f"Error: {error_message(self.error)}")
         if self.answer:
             lines.append(self.answer)
         if self.sql:

@@ -1,15 +1,24 @@
-"""Core settings: one plain object the front doors fill from traitlets or the environment.
+"""Core settings: the single source of every operator setting.
 
-The core never reads Jupyter config itself; front doors translate their traits into a
-`Settings`. `Settings.from_env()` gives the embedded defaults used by the CLI and tests.
+Each field carries its help text and, where the original product had one, the environment
+variable that fills it (`MASTER_ENCRYPTION_KEY`, ...), so every door reads the same values:
+`Settings.from_env()` for the CLI, the kernel and tests; the server extension makes one
+traitlet per field from `fields_help()`, with the same names. The core never reads Jupyter
+config itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from .errors import BadInput
 
 
 def default_data_dir() -> Path:
@@ -28,42 +37,98 @@ def default_data_dir() -> Path:
     return base / "aigis"
 
 
-def _split_keys(raw: str | None) -> list[str]:
-    """`MASTER_ENCRYPTION_KEY` may hold several keys separated by commas: first encrypts."""
+def _split(raw: str | None) -> list[str]:
+    """A comma-separated variable as a list (`MASTER_ENCRYPTION_KEY=new,old`)."""
     if not raw:
         return []
     return [k.strip() for k in raw.split(",") if k.strip()]
+
+
+#: Business words and the schema words they usually mean; extend with `schema_synonyms`.
+DEFAULT_SYNONYMS: dict[str, list[str]] = {
+    "revenue": ["amount", "price", "total", "sale", "payment", "invoice", "order"],
+    "sale": ["order", "invoice", "amount", "revenue"],
+    "sold": ["order", "item", "quantity"],
+    "client": ["customer"],
+    "buyer": ["customer"],
+    "spend": ["amount", "payment", "total"],
+    "staff": ["employee"],
+    "salesperson": ["employee"],
+    "monthly": ["date"],
+    "month": ["date"],
+    "year": ["date"],
+    "yearly": ["date"],
+}
+
+
+def _opt(help: str, env: str | None = None, **kw: Any) -> Any:
+    return field(metadata={"help": help, "env": env}, **kw)
 
 
 @dataclass
 class Settings:
     """Everything the core needs to know about its environment."""
 
-    data_dir: Path = field(default_factory=default_data_dir)
-    database_url: str | None = None
-    master_keys: list[str] = field(default_factory=list, repr=False)  # secrets: never shown
-    key_file: Path | None = None
-    max_rows: int = 10_000
-    preview_rows: int = 20
-    statement_timeout_s: float = 30.0
-    schema_token_budget: int = 3_000
-    sql_repairs: int = 2
-    default_model: str | None = None
-    local_model_path: str | None = None
-    allowed_models: list[str] | None = None
-    extra_models: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+    data_dir: Path = _opt("Directory of the default SQLite store, key file and demo database.",
+                          "AIGIS_DATA_DIR", default_factory=default_data_dir)
+    database_url: str | None = _opt(
+        "SQLAlchemy URL of the store (users, connections, threads, audit); default: SQLite "
+        "in data_dir.", "AIGIS_DATABASE_URL", default=None)
+    master_keys: list[str] = _opt(
+        "Passphrases sealing connection passwords, first one encrypts (new,old rotates); "
+        "default: a generated key file.", "MASTER_ENCRYPTION_KEY", default_factory=list,
+        repr=False)
+    key_file: Path | None = _opt("Key file used when no master key is set; default: "
+                                 "data_dir/master.key.", "AIGIS_KEY_FILE", default=None)
+    max_rows: int = _opt("Most rows a query returns (more are cut and flagged truncated).",
+                         "AIGIS_MAX_ROWS", default=10_000)
+    preview_rows: int = _opt("Rows of a result shown to the model and kept in the message.",
+                             "AIGIS_PREVIEW_ROWS", default=20)
+    statement_timeout_s: float = _opt("Seconds a query may run before the database stops it.",
+                                      "AIGIS_STATEMENT_TIMEOUT", default=30.0)
+    schema_token_budget: int = _opt("Tokens of schema a SQL prompt may carry.",
+                                    "AIGIS_SCHEMA_TOKEN_BUDGET", default=3_000)
+    sql_repairs: int = _opt("Times a failed query goes back to the model to be fixed.",
+                            "AIGIS_SQL_REPAIRS", default=2)
+    default_model: str | None = _opt("Model of threads that have not picked one.",
+                                     "AIGIS_DEFAULT_MODEL", default=None)
+    local_model_path: str | None = _opt("A GGUF file for the `local` model instead of the "
+                                        "bundled Gemma 3 270M.", "AIGIS_LOCAL_MODEL_PATH",
+                                        default=None)
+    allowed_models: list[str] | None = _opt("Only these models (names or aliases) may be used; "
+                                            "default: all.", "AIGIS_ALLOWED_MODELS", default=None)
+    extra_models: dict[str, dict[str, str]] = _opt(
+        "More OpenAI-compatible models: {name: {base_url, model, api_key_env}}.",
+        "AIGIS_EXTRA_MODELS", default_factory=dict, repr=False)
+    schema_synonyms: dict[str, list[str]] = _opt(
+        "Words of questions and the schema words they mean, for picking tables.",
+        "AIGIS_SCHEMA_SYNONYMS", default_factory=lambda: {k: list(v) for k, v in
+                                                          DEFAULT_SYNONYMS.items()}, repr=False)
+    turn_lease_s: float = _opt("Seconds a running turn's lease lasts without a heartbeat; a "
+                               "turn of a process that died frees its thread after this.",
+                               "AIGIS_TURN_LEASE", default=15.0)
 
     @classmethod
-    def from_env(cls, **overrides: object) -> Settings:
-        s = cls(
-            database_url=os.environ.get("AIGIS_DATABASE_URL") or None,
-            master_keys=_split_keys(os.environ.get("MASTER_ENCRYPTION_KEY")),
-            default_model=os.environ.get("AIGIS_DEFAULT_MODEL") or None,
-            local_model_path=os.environ.get("AIGIS_LOCAL_MODEL_PATH") or None,
-        )
-        for k, v in overrides.items():
-            setattr(s, k, v)
-        return s
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then the environment variables, then `overrides`."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = f.metadata.get("env")
+            raw = env.get(name) if name else None
+            if raw:
+                values[f.name] = _parse(f, raw)
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def fields_help(cls) -> dict[str, tuple[Any, str, str | None]]:
+        """`{name: (type annotation, help, env var)}` for doors that expose each setting."""
+        return {f.name: (f.type, f.metadata.get("help", ""), f.metadata.get("env"))
+                for f in dataclasses.fields(cls)}
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
 
     @property
     def store_url(self) -> str:
@@ -75,3 +140,26 @@ class Settings:
     @property
     def resolved_key_file(self) -> Path:
         return self.key_file or (self.data_dir / "master.key")
+
+
+def _parse(f: dataclasses.Field[Any], raw: str) -> Any:
+    """One environment value as the field's type; a bad one names the variable."""
+    kind = str(f.type)
+    try:
+        if kind.startswith("Path"):
+            return Path(raw).expanduser()
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+        if kind.startswith("list"):
+            return _split(raw)
+        if kind.startswith("dict"):
+            value = json.loads(raw)
+            if not isinstance(value, dict):
+                raise ValueError("not a JSON object")
+            return value
+    except ValueError as exc:
+        raise BadInput(f"{f.metadata.get('env')}={raw!r} is not valid for {f.name}: {exc}. "
+                       f"{f.metadata.get('help', '')}") from None
+    return raw

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import VaultError
+from .errors import VaultError, action
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -43,7 +43,7 @@ _SCRYPT_P = 1
 _ROTATE_HINT = (
     "Set MASTER_ENCRYPTION_KEY to the key it was sealed with; when you rotate keys, put the "
     "new key first and keep the old one after a comma (MASTER_ENCRYPTION_KEY=new,old), "
-    "then run `aigis keys rotate`."
+    "then re-seal the stored secrets with the new key."
 )
 
 
@@ -227,7 +227,7 @@ class Vault:
             raise VaultError(
                 f"This secret was sealed with key id {kid}, which is not configured here "
                 f"(configured: {', '.join(self.key_ids)}). {_ROTATE_HINT}",
-                reason="unknown_key",
+                reason="unknown_key", action=action("set_env", name="MASTER_ENCRYPTION_KEY"),
             )
         try:
             plain = AESGCM(key.material).decrypt(nonce, ct, _aad(owner_id, row_id, purpose))

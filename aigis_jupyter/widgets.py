@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from .errors import AigisError
-from .rendering import TurnView, chart_bundle, table_html
+from .rendering import TurnView, chart_bundle, error_message, table_html
 
 if TYPE_CHECKING:
-    from .service import UserScope
+    from .service.contract import ServiceAPI
 
 _NONE = "(none)"
 
@@ -33,7 +33,7 @@ class _Bundle:
 class ChatWidget(w.VBox):
     """Question box, streamed answers with SQL/table/chart, connection/model/thread pickers."""
 
-    def __init__(self, scope: UserScope, *, preview_rows: int = 20, **kwargs: Any) -> None:
+    def __init__(self, scope: ServiceAPI, *, preview_rows: int = 20, **kwargs: Any) -> None:
         self.scope = scope
         self.preview_rows = preview_rows
         self._worker: threading.Thread | None = None
@@ -110,7 +110,7 @@ class ChatWidget(w.VBox):
             if self.model.value != _NONE:
                 self.scope.set_thread_model(tid, self.model.value)
         except AigisError as exc:
-            self.notice.value = f"⚠ {_esc(exc.message)}"
+            self.notice.value = f"⚠ {_esc(error_message(exc.to_dict()))}"
             return
         self.notice.value = ""
         answer = w.HTML()
@@ -137,7 +137,7 @@ class ChatWidget(w.VBox):
                     charts.append_display_data(_Bundle(chart_bundle(view.chart)))
                 answer.value = self._answer_html(view)
         except AigisError as exc:
-            view.feed({"type": "error", "message": exc.message, "reason": exc.reason})
+            view.feed({"type": "error", **exc.to_dict()})
         except Exception as exc:  # the panel must survive anything a turn throws
             view.feed({"type": "error", "message": f"Unexpected error: {exc}", "reason": "bug"})
         finally:

@@ -34,22 +34,25 @@ sys.path.insert(0, str(ROOT))
 class SqliteDeps:
     """`AgentDeps` over one SQLite file, through the product's own database layer."""
 
-    def __init__(self, path: Path, budget: int) -> None:
+    def __init__(self, path: Path) -> None:
         from aigis_jupyter.databases.engines import ConnectionSpec, EngineCache
 
         self.spec = ConnectionSpec(id="bench", db_type="sqlite", host=str(path))
         self.cache = EngineCache()
-        self.budget = budget
         self.last: Any = None
 
-    def schema_text(self, connection_id: str, question: str) -> str:
-        from aigis_jupyter.databases.schema import render, snapshot
+    def snapshot(self, connection_id: str) -> Any:
+        from aigis_jupyter.databases.schema import snapshot
 
-        snap = snapshot(self.cache.get(self.spec), self.spec)
-        return render(snap, question=question, token_budget=self.budget)
+        return snapshot(self.cache.get(self.spec), self.spec)
 
     def dialect(self, connection_id: str) -> str:
         return "sqlite"
+
+    def check_sql(self, connection_id: str, sql: str) -> str:
+        from aigis_jupyter.databases.guard import check_sql
+
+        return check_sql(sql, "sqlite")
 
     def run_sql(self, connection_id: str, sql: str, cancel: Any) -> Any:
         from aigis_jupyter.databases.execute import run_query
@@ -130,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     from aigis_jupyter.models import ModelRegistry
     from aigis_jupyter.settings import Settings
 
-    settings = Settings.from_env()
+    settings = Settings.from_env(schema_token_budget=args.schema_budget)
     registry = ModelRegistry(settings)
     try:
         info = registry.resolve(args.model)
@@ -144,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit:
         items = items[: args.limit]
 
-    deps = SqliteDeps(args.db, args.schema_budget)
+    deps = SqliteDeps(args.db)
     runner = AgentRunner(registry=registry, checkpointer_url_or_saver=None, deps=deps,
                          settings=settings)
     gold_db = sqlite3.connect(f"file:{args.db}?mode=ro", uri=True)

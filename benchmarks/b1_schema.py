@@ -1,9 +1,10 @@
 """B1 — schema snapshot of a 2,000-table PostgreSQL database, cold and warm.
 
 * cold: `schema.snapshot()` with the cache cleared (fingerprint query + one catalog query +
-  building the snapshot), and the same plus the first `render()` for a question;
+  building the snapshot), and the same plus the first `context.schema_context()` (the
+  tables for a question, within the token budget);
 * warm: `snapshot()` again (the fingerprint query decides the cache is still right), and
-  warm snapshot + `render()` for a new question (the per-snapshot index is cached);
+  warm snapshot + `schema_context()` for a new question (the per-snapshot index is cached);
 * baseline: `sqlalchemy.MetaData().reflect()` on the same database (a new MetaData each
   time), and SQLAlchemy's batched inspector (`get_multi_columns` / `_pk_constraint` /
   `_foreign_keys`) for reference.
@@ -19,8 +20,10 @@ from .common import Ctx, med, ms, result, timed
 def run(ctx: Ctx) -> dict[str, Any]:
     import sqlalchemy as sa
 
+    from aigis_jupyter.agent import context
     from aigis_jupyter.databases import schema
     from aigis_jupyter.databases.engines import EngineCache
+    from aigis_jupyter.settings import Settings
 
     from . import widedb
 
@@ -29,7 +32,8 @@ def run(ctx: Ctx) -> dict[str, Any]:
     cache = EngineCache()
     engine = cache.get(spec)
     question = f"How many {widedb.plural(tables[-1].entity)} are in {tables[-1].domain}?"
-    budget = 3_000
+    settings = Settings()
+    budget, synonyms = settings.schema_token_budget, settings.schema_synonyms
 
     def cold() -> Any:
         schema.clear_cache()
@@ -37,8 +41,8 @@ def run(ctx: Ctx) -> dict[str, Any]:
 
     def cold_render() -> Any:
         schema.clear_cache()
-        return schema.render(schema.snapshot(engine, spec), question=question,
-                             token_budget=budget)
+        return context.schema_context(schema.snapshot(engine, spec), question,
+                                      token_budget=budget, synonyms=synonyms)
 
     def warm() -> Any:
         return schema.snapshot(engine, spec)
@@ -46,8 +50,8 @@ def run(ctx: Ctx) -> dict[str, Any]:
     questions = iter(f"{q} {i}" for i, q in enumerate([question] * 1_000))
 
     def warm_render() -> Any:
-        return schema.render(schema.snapshot(engine, spec), question=next(questions),
-                             token_budget=budget)
+        return context.schema_context(schema.snapshot(engine, spec), next(questions),
+                                      token_budget=budget, synonyms=synonyms)
 
     plain = sa.create_engine(db.url)
 

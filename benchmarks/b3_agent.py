@@ -23,14 +23,16 @@ from typing import Any
 from .common import Ctx, med, ms, pct, result
 
 
-def _floor(deps: Any, model: Any, question: str) -> str:
-    from aigis_jupyter.agent import prompts
+def _floor(deps: Any, model: Any, settings: Any, question: str) -> str:
+    from aigis_jupyter.agent import context, prompts
     from aigis_jupyter.agent.sqltext import extract_sql
 
-    schema = deps.schema_text("chinook", question)
+    schema = context.schema_context(deps.snapshot("chinook"), question,
+                                    token_budget=settings.schema_token_budget,
+                                    synonyms=settings.schema_synonyms)
     dialect = deps.dialect("chinook")
     reply = "".join(str(c.content) for c in model.stream(
-        prompts.sql_messages(question, schema, dialect, [])))
+        prompts.sql_messages(question, schema.text, dialect, [])))
     sql = extract_sql(reply)
     res = deps.run_sql("chinook", sql)
     preview = res.preview(20)
@@ -66,7 +68,7 @@ def run(ctx: Ctx) -> dict[str, Any]:
     async def go() -> None:
         for i, q in enumerate(qs):
             t0 = time.perf_counter()
-            _floor(deps, model, q.question)
+            _floor(deps, model, runner.settings, q.question)
             t1 = time.perf_counter()
             events = await _aigis(runner, q.question)
             t2 = time.perf_counter()

@@ -8,9 +8,10 @@ Questions are generated with known gold tables (see `widedb`: tables are named
 * join:    "Show each hr contract with the name of its employee."  hr_contract, hr_employee
 * synonym: "How many clients does sales have?"  (client = customer, staff = employee …)
 
-Each question runs through the product's agent (schema snapshot + `render` with the
-configured token budget, the scripted model answering with SQL over the gold table, the
-guarded query, the answer call), and every call the model receives is recorded. Tokens
+Each question runs through the product's agent (schema snapshot trimmed to the question
+by `agent.context` with the configured token budget and synonyms, the scripted model
+answering with SQL over the gold table, the guarded query, the answer call), and every
+call the model receives is recorded. Tokens
 are counted as characters / 4 (tiktoken's encodings cannot be downloaded here); the
 Gemma tokenizer of the embedded model, when installed, is reported as a cross-check.
 A question recalls its gold tables when all of them are in the schema text it was sent.
@@ -111,7 +112,7 @@ def run(ctx: Ctx) -> dict[str, Any]:
     plans = {q.question: q for q in qs}
     settings = Settings()
     budget = settings.schema_token_budget
-    deps = BenchDeps(db.spec("b7"), budget=budget)
+    deps = BenchDeps(db.spec("b7"))
 
     def respond(messages: list[Any]) -> str:
         text = "\n".join(text_of(m.content) for m in messages)

@@ -29,7 +29,8 @@ from .common import Ctx, med, ms, result, run_json, stamped_publisher, tmpdir
 QUESTION = "How many customers are there?"
 HEAVY = ("pandas", "numpy", "sqlalchemy", "langgraph", "langchain_core", "altair", "sqlglot")
 #: Modules a warm-up thread would import after %load_ext (simulated in `aigis-prewarm`).
-PREWARM = ("aigis_jupyter.service", "aigis_jupyter.store.db", "alembic",
+PREWARM = ("aigis_jupyter.service.core", "aigis_jupyter.service.scope",
+           "aigis_jupyter.store.db", "alembic",
            "aigis_jupyter.agent.runner", "aigis_jupyter.databases.execute",
            "aigis_jupyter.databases.schema", "pandas")
 PREWARM_PAUSE_S = 4.0
@@ -50,7 +51,7 @@ def _shell() -> tuple[Any, Any]:
 def _scripted_on_first_use() -> None:
     """Register the scripted model when the magic first builds its service (not before:
     building the service early would move its cost out of the first answer)."""
-    import aigis_jupyter.client as client
+    import aigis_jupyter.client.local as client
 
     real = client.local_service
 
@@ -104,11 +105,9 @@ def worker(argv: list[str]) -> None:
         time.sleep(PREWARM_PAUSE_S)
     if args.which != "jupysql":
         _scripted_on_first_use()
-        shell.run_line_magic("config", "AigisMagics.default_model = 'scripted'")
-        shell.run_line_magic("config", "AigisMagics.default_connection = 'chinook'")
         pub.records.clear()
         t1 = time.perf_counter()
-        shell.run_cell_magic("aigis", "--no-chart", QUESTION)
+        shell.run_cell_magic("aigis", "--no-chart --model scripted --conn chinook", QUESTION)
         done = time.perf_counter() - t1
         first = pub.records[0][0] - t1 if pub.records else None
         answer = next((t - t1 for t, text in pub.records if "The answer" in text), None)

@@ -269,17 +269,16 @@ def maxrss_kb() -> int:
 class BenchDeps:
     """`AgentDeps` over one connection through the product's own database layer.
 
-    The same calls the service makes (snapshot + render with the token budget; guarded
-    `run_query`), without the store and audit log around them.
+    The same calls the service makes (the cached snapshot; the guard; guarded `run_query`),
+    without the store and audit log around them. The agent trims the snapshot to the
+    question with the settings' token budget and synonyms.
     """
 
-    def __init__(self, spec: Any, *, budget: int = 3_000, max_rows: int = 10_000,
-                 timeout_s: float = 30.0) -> None:
+    def __init__(self, spec: Any, *, max_rows: int = 10_000, timeout_s: float = 30.0) -> None:
         from aigis_jupyter.databases.engines import EngineCache
 
         self.spec = spec
         self.cache = EngineCache()
-        self.budget = budget
         self.max_rows = max_rows
         self.timeout_s = timeout_s
         self.last: Any = None
@@ -288,14 +287,18 @@ class BenchDeps:
     def engine(self) -> Any:
         return self.cache.get(self.spec)
 
-    def schema_text(self, connection_id: str, question: str) -> str:
-        from aigis_jupyter.databases.schema import render, snapshot
+    def snapshot(self, connection_id: str) -> Any:
+        from aigis_jupyter.databases.schema import snapshot
 
-        snap = snapshot(self.engine, self.spec)
-        return render(snap, question=question, token_budget=self.budget)
+        return snapshot(self.engine, self.spec)
 
     def dialect(self, connection_id: str) -> str:
         return str(self.spec.dialect.sqlglot_dialect or self.spec.db_type)
+
+    def check_sql(self, connection_id: str, sql: str) -> str:
+        from aigis_jupyter.databases.guard import check_sql
+
+        return check_sql(sql, self.dialect(connection_id), allow_write=self.spec.allow_write)
 
     def run_sql(self, connection_id: str, sql: str, cancel: Any = None) -> Any:
         from aigis_jupyter.databases.execute import run_query

@@ -169,6 +169,17 @@ def mysql_demo(mysql_server: str) -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgres", "mysql"])
+def demo(request: pytest.FixtureRequest, cache) -> tuple[str, object, object]:
+    """(url, spec, engine) of the module's demo database on each engine (read-only use)."""
+    from dbutil import spec_for
+
+    url = request.getfixturevalue(f"{'pg' if request.param == 'postgres' else request.param}"
+                                  "_demo")
+    spec = spec_for(url, id=f"{request.module.__name__}-demo-{request.param}")
+    return url, spec, cache.get(spec)
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
 def writable_demo_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_demo: str) -> str:
     """A fresh demo database per engine that a test may change (a copy, or a new database)."""
     import shutil

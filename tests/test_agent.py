@@ -180,7 +180,8 @@ async def test_no_model_selected(settings, deps) -> None:
     assert kinds(events) == ["error", "end"]
     err = events[0]
     assert err["reason"] == "no_model"
-    assert "%aigis model use" in err["message"] and "/model" in err["message"]
+    assert err["action"]["kind"] == "pick_model" and "scripted" in err["action"]["choices"]
+    assert "%aigis" not in err["message"] and "/model" not in err["message"]
     assert "scripted" in err["message"]  # lists what can be picked
     assert model.seen == []
 
@@ -191,7 +192,8 @@ async def test_unknown_model_and_no_connection(settings, deps) -> None:
     assert events[0]["reason"] == "unknown_model" and "scripted" in events[0]["message"]
     events = await turn(runner, "How many customers?", thread="fresh", connection_id=None)
     assert events[0]["reason"] == "no_connection"
-    assert "%aigis connections use" in events[0]["message"]
+    assert events[0]["action"]["kind"] == "pick_connection"
+    assert events[0]["reason"] == "no_connection" and "%aigis" not in events[0]["message"]
 
 
 async def test_model_failing_mid_stream_keeps_thread_usable(settings, deps) -> None:
@@ -206,7 +208,7 @@ async def test_model_failing_mid_stream_keeps_thread_usable(settings, deps) -> N
     assert "table" in ks and ks[-2:] == ["error", "end"]
     err = events[-2]
     assert err["reason"] == "model_error"
-    assert "scripted" in err["message"] and "%aigis model use" in err["message"]
+    assert "scripted" in err["message"] and err["action"]["kind"] == "pick_model"
     assert chunks(events).startswith("There")  # what was streamed before the failure
     # the thread goes on
     events = await turn(runner, "How many products are there?")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from aigis_jupyter.agent import prompts
+from aigis_jupyter.agent.context import SchemaContext, schema_context
 from aigis_jupyter.agent.graph import chart_only, turns
-from aigis_jupyter.agent.sqltext import extract_sql, parse_column_types, parse_schema_tables
+from aigis_jupyter.agent.sqltext import extract_sql
+from aigis_jupyter.databases.catalog import Column, ForeignKey, SchemaSnapshot, Table
 
 
 @pytest.mark.parametrize(("reply", "expected"), [
@@ -34,28 +36,50 @@ def test_extract_sql_after_a_select_prompt() -> None:
     assert extract_sql("SELECT name FROM t", prefix="SELECT") == "SELECT name FROM t"
 
 
-RENDERED = """### sqlite schema: 3 tables
-- customers(id int PK, name text, region_id int -> regions.id, country text)
-- orders(id int PK, customer_id int -> customers.id, total numeric(10, 2), day date) [view] -- x (y)
-- regions(id int PK, name text)
-(2 more tables not shown; ask about them by name.)"""
+def _shop() -> SchemaContext:
+    """Three of five tables chosen, as the schema node hands them to the prompts."""
+    snap = SchemaSnapshot("sqlite", [
+        Table("customers", None, [Column("id", "INTEGER", primary_key=True),
+                                  Column("name", "TEXT"), Column("region_id", "INTEGER"),
+                                  Column("country", "TEXT")],
+              [ForeignKey(["region_id"], "regions", ["id"])]),
+        Table("orders", None, [Column("id", "INTEGER", primary_key=True),
+                               Column("customer_id", "INTEGER"),
+                               Column("total", "NUMERIC(10, 2)"), Column("day", "DATE")],
+              [ForeignKey(["customer_id"], "customers", ["id"])], kind="view",
+              comment="x (y)"),
+        Table("regions", None, [Column("id", "INTEGER", primary_key=True),
+                                Column("name", "TEXT")]),
+        Table("zz_audit", None, [Column("line", "TEXT")] * 40),
+        Table("zz_log", None, [Column("line", "TEXT")] * 40),
+    ], "fp")
+    sc = schema_context(snap, "orders of customers per region", token_budget=150,
+                        synonyms={})
+    assert [t.name for t in sc.tables] == ["customers", "orders", "regions"]
+    return sc
 
 
-def test_parse_rendered_schema() -> None:
-    assert parse_schema_tables(RENDERED) == [
-        ("customers", ["id", "name", "region_id", "country"]),
-        ("orders", ["id", "customer_id", "total", "day"]),
-        ("regions", ["id", "name"]),
-    ]
-    types = parse_column_types(RENDERED)
+def test_completion_schema_comes_from_the_chosen_tables() -> None:
+    sc = _shop()
+    text, names = prompts.compact_schema(sc)
+    assert names == ["customers", "orders", "regions"]
+    assert text.splitlines() == ["-- Table customers(id, name, region_id, country)",
+                                 "-- Table orders(id, customer_id, total, day)",
+                                 "-- Table regions(id, name)"]
+    types = prompts._types(sc)
     assert types[("orders", "total")].startswith("numeric")
     assert types[("customers", "region_id")].endswith(" fk")
-    md = "## users\n- id INTEGER\n- email TEXT"
-    assert parse_schema_tables(md) == [("users", ["id", "email"])]
+    assert types[("regions", "name")] == "text"
+    qualified = SchemaContext("", [Table("deals", "sales", [Column("id", "int")])],
+                              "postgres", default_schema="public")
+    assert prompts.compact_schema(qualified)[0] == "-- Table sales.deals(id)"
+    assert prompts.compact_schema(SchemaContext("### sqlite schema: 0 tables", [],
+                                                "sqlite"))[0] == "-- ### sqlite schema: 0 tables"
 
 
 def test_completion_prompt_shape() -> None:
-    p = prompts.sql_completion("How many orders are there?", RENDERED, "sqlite",
+    sc = _shop()
+    p = prompts.sql_completion("How many orders are there?", sc, "sqlite",
                                [("Which regions exist?", "SELECT name FROM regions")])
     assert p.endswith("-- Question: How many orders are there?\nSELECT")
     assert "-- Table customers(id, name, region_id, country)" in p
@@ -63,7 +87,9 @@ def test_completion_prompt_shape() -> None:
     before = p.rsplit("-- Question:", 1)[0].rstrip().splitlines()
     assert before[-1].startswith("SELECT COUNT(*)")
     assert "Which regions exist?" not in p
-    follow = prompts.sql_completion("now only for 2023", RENDERED, "sqlite",
+    examples = dict(prompts._examples(sc, "Which regions exist?"))
+    assert "SELECT AVG(total) FROM orders" in examples.values()  # a number, not a key
+    follow = prompts.sql_completion("now only for 2023", sc, "sqlite",
                                     [("How many orders are there?", "SELECT COUNT(*) FROM orders")])
     assert "-- Question: How many orders are there?\nSELECT COUNT(*) FROM orders;" in follow
 
@@ -123,7 +149,9 @@ def test_complete_group_by(sql: str, expected: str) -> None:
 def test_sql_lead_starts_a_grouping_with_the_named_column() -> None:
     from aigis_jupyter.agent.prompts import sql_lead
 
-    tables = [("customers", ["customer_id", "segment", "country"]), ("orders", ["status"])]
+    tables = [Table("customers", None, [Column(c, "text") for c in
+                                        ("customer_id", "segment", "country")]),
+              Table("orders", None, [Column("status", "text")])]
     assert sql_lead("How many customers are there in each segment?", tables) == "SELECT segment,"
     assert sql_lead("Orders per status", tables) == "SELECT status,"
     assert sql_lead("How many customers are there?", tables) == "SELECT"

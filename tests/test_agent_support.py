@@ -83,16 +83,21 @@ class SqliteDeps:
     def _check(self, connection_id: str) -> None:
         assert connection_id == self.spec.id, f"unexpected connection {connection_id!r}"
 
-    def schema_text(self, connection_id: str, question: str) -> str:
-        from aigis_jupyter.databases.schema import render, snapshot
+    def snapshot(self, connection_id: str) -> Any:
+        from aigis_jupyter.databases.schema import snapshot
 
         self._check(connection_id)
-        snap = snapshot(self.cache.get(self.spec), self.spec)
-        return render(snap, question=question, token_budget=3_000)
+        return snapshot(self.cache.get(self.spec), self.spec)
 
     def dialect(self, connection_id: str) -> str:
         self._check(connection_id)
         return "sqlite"
+
+    def check_sql(self, connection_id: str, sql: str) -> str:
+        from aigis_jupyter.databases.guard import check_sql
+
+        self._check(connection_id)
+        return check_sql(sql, "sqlite", allow_write=self.spec.allow_write)
 
     def run_sql(self, connection_id: str, sql: str, cancel: Any | None) -> Any:
         from aigis_jupyter.databases.execute import run_query

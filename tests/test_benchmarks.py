@@ -71,6 +71,7 @@ def test_copy_fetch_path_returns_what_the_row_path_returns(
     import sqlalchemy as sa
 
     from aigis_jupyter.databases import execute
+    from aigis_jupyter.databases.dialects import postgres_copy
     from aigis_jupyter.databases.engines import ConnectionSpec, EngineCache
 
     eng = sa.create_engine(pg_db)
@@ -92,22 +93,22 @@ def test_copy_fetch_path_returns_what_the_row_path_returns(
     cache = EngineCache()
     engine = cache.get(spec)
     calls: list[Any] = []
-    real = execute._pg_copy_frame
+    real = postgres_copy.copy_frame
 
     def spy(*args: Any, **kw: Any) -> Any:
         out = real(*args, **kw)
         calls.append(out)
         return out
 
-    monkeypatch.setattr(execute, "_pg_copy_frame", spy)
+    monkeypatch.setattr(postgres_copy, "copy_frame", spy)
     try:
         for sql, cap in [("SELECT * FROM t ORDER BY id", 40_000),
                          ("SELECT id, id AS id, txt FROM t ORDER BY id", 25_000)]:
             fast = execute.run_query(engine, spec, sql, max_rows=cap, timeout_s=60)
             assert calls and calls[-1] is not None  # the COPY path was taken
-            monkeypatch.setattr(execute, "COPY_MIN_REMAINING", 10**12)
+            monkeypatch.setattr(postgres_copy, "COPY_MIN_REMAINING", 10**12)
             slow = execute.run_query(engine, spec, sql, max_rows=cap, timeout_s=60)
-            monkeypatch.setattr(execute, "COPY_MIN_REMAINING", 20_000)
+            monkeypatch.setattr(postgres_copy, "COPY_MIN_REMAINING", 20_000)
             assert (fast.columns, fast.row_count, fast.truncated) == (
                 slow.columns, slow.row_count, slow.truncated)
             pd.testing.assert_frame_equal(fast.df, slow.df)

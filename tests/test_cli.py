@@ -74,7 +74,7 @@ def test_help_and_version(env: dict[str, str]) -> None:
 def test_health_and_db_upgrade(env: dict[str, str], tmp_path: Path) -> None:
     h = json.loads(aigis(env, "health").stdout)
     assert h["ok"] and h["store"]["at_head"] and h["store"]["journal_mode"] == "wal"
-    assert "at revision 0001 (head 0001)" in aigis(env, "db", "upgrade").stdout
+    assert "at revision 0002 (head 0002)" in aigis(env, "db", "upgrade").stdout
     assert (tmp_path / "data" / "aigis.sqlite").exists()
     assert not (tmp_path / "data" / "master.key").exists()  # no secret needed yet
 
@@ -159,7 +159,7 @@ def test_password_prompt_does_not_echo(env: dict[str, str], pg_db: str) -> None:
 
 def test_errors_are_one_line_without_traceback(env: dict[str, str], tmp_path: Path) -> None:
     p = aigis(env, "connections", "test", "nope", ok=False)
-    assert "No connection 'nope'" in p.stderr
+    assert "You have no connection 'nope'" in p.stderr
     p = aigis(env, "connections", "add", "x", "--type", "oracle", "--host", "h", ok=False)
     assert "Known types: mysql, postgres, sqlite" in p.stderr
     p = aigis(env, "connections", "add", "x", "--type", "postgres", "--host", "127.0.0.1",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from aigis_jupyter.databases.engines import (
 )
 from aigis_jupyter.demo import build_demo_sqlite
 from aigis_jupyter.errors import BadInput, DatabaseError
+from aigis_jupyter.scrub import scrub
 
 SECRET = "Sup3r-Secret-Pa55"
 
@@ -39,19 +41,34 @@ def test_registry_aliases_and_unknown_type() -> None:
 
 
 def test_another_engine_is_one_registry_entry() -> None:
-    register_dialect(Dialect(name="cockroach", label="CockroachDB",
-                             drivername="postgresql+psycopg", sqlglot_dialect="postgres",
-                             family="postgres", default_port=26257,
-                             default_database="defaultdb", aliases=("crdb",)))
+    # a wire-compatible server: the PostgreSQL dialect under another name and defaults
+    register_dialect(replace(get_dialect("postgres"), name="cockroach", label="CockroachDB",
+                             default_port=26257, default_database="defaultdb",
+                             aliases=("crdb",)))
     try:
         spec = ConnectionSpec(id="c", db_type="crdb", host="db.example", username="u")
         url = spec.dialect.url(spec)
         assert (url.drivername, url.port, url.database) == ("postgresql+psycopg", 26257,
                                                              "defaultdb")
+        assert type(spec.dialect) is type(get_dialect("postgres"))  # runs and reads alike
     finally:
         engines.DIALECTS.pop("cockroach")
         engines._ALIASES.pop("cockroach")
         engines._ALIASES.pop("crdb")
+
+
+def test_a_dialect_without_a_runner_says_so() -> None:
+    from aigis_jupyter.databases.execute import run_query
+
+    register_dialect(Dialect(name="nothing", label="Nothing", drivername="sqlite+pysqlite",
+                             sqlglot_dialect="sqlite"))
+    try:
+        spec = ConnectionSpec(id="n", db_type="nothing")
+        with pytest.raises(BadInput, match="No executor for database type 'nothing'"):
+            run_query(None, spec, "SELECT 1", max_rows=1, timeout_s=1)  # type: ignore[arg-type]
+    finally:
+        engines.DIALECTS.pop("nothing")
+        engines._ALIASES.pop("nothing")
 
 
 def test_spec_never_shows_the_password() -> None:
@@ -262,6 +279,7 @@ def test_mysql_unknown_database_and_bad_host(mysql_server: str) -> None:
 def test_scrub_removes_passwords_from_driver_text() -> None:
     spec = ConnectionSpec(id="1", db_type="postgres", password=SECRET)
     text = f"failed: postgresql://u:{SECRET}@h/db password={SECRET}"
-    out = engines.scrub(text, spec)
+    out = scrub(text, [spec.password])
     assert SECRET not in out and "***" in out
-    assert engines.scrub("mysql://u:pw@h/x", None) == "mysql://u:***@h/x"
+    assert scrub("mysql://u:pw@h/x", []) == "mysql://u:***@h/x"
+    assert "scrub" not in engines.__all__  # one scrubber: aigis_jupyter.scrub

@@ -148,7 +148,7 @@ def llama_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 def test_lm_studio_endpoint_streams_over_http(settings, llama_server: str, demo_db: Path,
                                               monkeypatch) -> None:
-    from aigis_jupyter.agent import prompts
+    from aigis_jupyter.agent import context, prompts
     from aigis_jupyter.agent.sqltext import extract_sql
     from aigis_jupyter.models import ModelRegistry
 
@@ -157,7 +157,10 @@ def test_lm_studio_endpoint_streams_over_http(settings, llama_server: str, demo_
     assert reg.resolve("qwen").available and reg.resolve("gpt-oss").available
     model = reg.chat_model("qwen")
     deps = SqliteDeps(demo_db)
-    prompt = prompts.sql_completion(QUESTION, deps.schema_text("shop", QUESTION), "sqlite", [])
+    sc = context.schema_context(deps.snapshot("shop"), QUESTION,
+                                token_budget=settings.schema_token_budget,
+                                synonyms=settings.schema_synonyms)
+    prompt = prompts.sql_completion(QUESTION, sc, "sqlite", [])
     pieces = [str(c.content) for c in model.stream(prompt, stop=prompts.SQL_STOP, max_tokens=60)]
     text = "".join(pieces)
     assert len([p for p in pieces if p]) >= 3  # streamed token by token over HTTP

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from IPython.core.displaypub import DisplayPublisher
+from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
@@ -153,9 +154,11 @@ def test_errors_are_short_messages(env, line, expect):
     shell, rec, _m, _s, script = env
     script("SELECT 1", "one")
     res = shell.run_cell(line)
-    assert res.error_in_exec is None, "errors render as output, not a traceback"
+    assert isinstance(res.error_in_exec, UsageError), "the cell fails, without a traceback"
+    assert expect in str(res.error_in_exec)
     out = rec.records[-1]["data"]["text/plain"]
     assert "Error" in out and expect in out and "Traceback" not in out
+    assert "POST /" not in out and "%aigis" in out + str(res.error_in_exec)
 
 
 def test_refused_sql_is_an_error_not_a_write(env, demo_db):

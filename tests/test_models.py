@@ -61,7 +61,8 @@ def test_unknown_model_lists_available_ones(settings, monkeypatch) -> None:
         reg.resolve("claude-9")
     msg = exc.value.message
     assert "Unknown model 'claude-9'" in msg and "deepseek-chat" in msg
-    assert "%aigis model use" in msg and exc.value.reason == "unknown_model"
+    assert exc.value.reason == "unknown_model" and "%aigis" not in msg
+    assert exc.value.action == {"kind": "pick_model", "choices": reg.available_names()}
     with pytest.raises(ModelError):
         reg.chat_model("claude-9")
 

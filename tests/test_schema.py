@@ -1,11 +1,10 @@
 """Schema snapshots: complete and correct against each database's own catalog, cached by
-fingerprint, rendered compactly and trimmed to the question when the schema is large."""
+fingerprint and rendered compactly (trimming to a question is tested in test_context)."""
 
 from __future__ import annotations
 
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,17 +13,11 @@ import pytest
 import sqlalchemy as sa
 from dbutil import engine_for, load_chinook, spec_for
 
+from aigis_jupyter.databases import runs
 from aigis_jupyter.databases import schema as schema_mod
+from aigis_jupyter.databases.catalog import SchemaSnapshot
 from aigis_jupyter.databases.engines import EngineCache
-from aigis_jupyter.databases.schema import (
-    Column,
-    ForeignKey,
-    SchemaSnapshot,
-    Table,
-    estimate_tokens,
-    render,
-    snapshot,
-)
+from aigis_jupyter.databases.schema import render, snapshot
 from aigis_jupyter.demo import DEMO_TABLES
 
 
@@ -72,14 +65,6 @@ def assert_matches_catalog(snap: SchemaSnapshot, url: str) -> None:
         eng.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres", "mysql"])
-def demo(request: pytest.FixtureRequest, cache: EngineCache) -> tuple[str, Any, Any]:
-    url = request.getfixturevalue(f"{request.param if request.param != 'postgres' else 'pg'}"
-                                  "_demo")
-    spec = spec_for(url, id=f"schema-demo-{request.param}")
-    return url, spec, cache.get(spec)
-
-
 def test_demo_snapshot_is_complete_and_correct(demo: tuple[str, Any, Any]) -> None:
     url, spec, engine = demo
     snap = snapshot(engine, spec)
@@ -122,13 +107,13 @@ def test_one_catalog_query_and_a_cached_fingerprint(demo: tuple[str, Any, Any],
     _, spec, engine = demo
     schema_mod.clear_cache(spec.id)
     calls: list[str] = []
-    real = schema_mod._query
+    real = runs.catalog_rows
 
     def counting(*args: Any, **kw: Any) -> Any:
         calls.append(args[2].split()[0])
         return real(*args, **kw)
 
-    monkeypatch.setattr(schema_mod, "_query", counting)
+    monkeypatch.setattr(runs, "catalog_rows", counting)
     first = snapshot(engine, spec)
     assert len(calls) == 2  # fingerprint + the one catalog query
     again = snapshot(engine, spec)
@@ -219,48 +204,6 @@ def test_render_is_compact_markdown(demo: tuple[str, Any, Any]) -> None:
     assert "customer_id int -> customers.customer_id" in orders
     items = next(line for line in lines if line.startswith("- order_items("))
     assert "order_id int PK -> orders.order_id" in items and "line_no int PK" in items
-
-
-def test_budget_keeps_the_tables_the_question_needs(demo: tuple[str, Any, Any]) -> None:
-    _, spec, engine = demo
-    snap = snapshot(engine, spec)
-    text = render(snap, question="What is the monthly revenue by region?", token_budget=260)
-    assert estimate_tokens(text) <= 260
-    shown = set(re.findall(r"^- (\w+)\(", text, re.M))
-    assert {"regions", "orders"} <= shown
-    assert "more tables not shown" in text
-    assert len(shown) < 8
-    assert render(snap, token_budget=100_000).count("\n- ") == 8
-
-
-def _big_schema(n_tables: int = 2000, n_cols: int = 15) -> SchemaSnapshot:
-    words = ["customer", "invoice", "shipment", "product", "warehouse", "supplier",
-             "employee", "payment", "contract", "ticket", "campaign", "region", "store",
-             "account", "ledger", "budget", "asset", "vendor", "license", "device"]
-    tables = []
-    for i in range(n_tables):
-        name = f"{words[i % len(words)]}_{words[(i // len(words)) % len(words)]}_{i}"
-        cols = [Column("id", "integer", False, True)]
-        cols += [Column(f"{words[(i + j) % len(words)]}_attr_{j}", "varchar(80)")
-                 for j in range(1, n_cols)]
-        fks = [ForeignKey(["parent_id"], tables[i // 2].name, ["id"])] if i else []
-        tables.append(Table(name, "public", cols, fks))
-    return SchemaSnapshot("postgres", tables, "fp", default_schema="public")
-
-
-def test_render_scales_to_2000_tables() -> None:
-    snap = _big_schema()
-    start = time.perf_counter()
-    text = render(snap, question="total payments per warehouse supplier last month",
-                  token_budget=3000)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, elapsed
-    assert estimate_tokens(text) <= 3000
-    first = text.splitlines()[1]
-    assert any(w in first for w in ("payment", "warehouse", "supplier"))
-    start = time.perf_counter()
-    render(snap, question="devices by license", token_budget=3000)  # index is reused
-    assert time.perf_counter() - start < 0.5
 
 
 def test_sqlite_views_and_a_broken_view(tmp_path: Path, sqlite_demo: str) -> None:

@@ -62,7 +62,6 @@ def test_password_never_leaves_the_vault(settings, mysql_db, caplog, tmp_path: P
         for e in events:
             view.feed(e)
         assert view.table and view.table["rows"] == [[2]], events
-        svc.close()
 
         outputs = [
             json.dumps(created), json.dumps(scope.list_connections()),
@@ -71,6 +70,7 @@ def test_password_never_leaves_the_vault(settings, mysql_db, caplog, tmp_path: P
             json.dumps(scope.thread_state(tid), default=str), view.html(), view.text(),
             "\n".join(model.seen), caplog.text, repr(svc), repr(scope.connection_spec("pets")),
         ]
+        svc.close()
         for text in outputs:
             assert password not in text
         assert model.seen, "the model was called"

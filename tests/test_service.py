@@ -527,6 +527,8 @@ def test_user_a_never_reaches_user_b(svc: AigisService, alice: UserScope, bob: U
         "get_thread_model": [lambda: alice.get_thread_model(bt)],
         "thread_state": [lambda: alice.thread_state(bt)],
         "last_result": [lambda: alice.last_result(bt)],
+        "result_preview": [lambda: alice.result_preview(bt)],
+        "schema": [lambda: alice.schema(bc), lambda: alice.schema("b-private")],
         "chat": [lambda: _drain(alice.chat(bt, "hello")),
                  lambda: _drain(alice.chat(a_thread["id"], "hello", connection=bc))],
         "cancel": [lambda: alice.cancel(bt)],
@@ -552,7 +554,7 @@ def test_user_a_never_reaches_user_b(svc: AigisService, alice: UserScope, bob: U
             fn()
     # calls that act on the caller's own objects only (nothing of B's can be named)
     own_only = {"me", "update_me", "list_connections", "create_connection", "list_threads",
-                "audit_log", "create_thread", "list_models", "ensure_demo"}
+                "audit_log", "create_thread", "list_models", "ensure_demo", "health"}
     bob_before = bob.list_connections()
     alice.ensure_demo(tmp_path / "alice-demo.sqlite", name="b-private-demo")
     assert bob.list_connections() == bob_before
@@ -572,25 +574,26 @@ def test_user_a_never_reaches_user_b(svc: AigisService, alice: UserScope, bob: U
 # -- chat delegation (the agent runner itself is tested with the agent) -----------------
 
 class _ScriptedRunner:
-    """A stand-in for AgentRunner that calls back into the service like the real one."""
+    """A stand-in for AgentRunner that calls back into the service like the real one,
+    through the deps it is handed with each turn."""
 
-    def __init__(self, deps: Any) -> None:
-        self.deps = deps
+    def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
         self.force_connection: str | None = None  # act as a compromised agent would
 
     async def run_turn(self, thread_id: str, text: str, *, connection_id: str | None,
                        model_name: str | None, chart: bool = True, cancel: Any = None,
-                       **kw: Any) -> AsyncIterator[dict[str, Any]]:
+                       deps: Any = None, **kw: Any) -> AsyncIterator[dict[str, Any]]:
         self.calls.append({"thread_id": thread_id, "connection_id": connection_id,
-                           "model_name": model_name, "chart": chart, **kw})
+                           "model_name": model_name, "chart": chart, "deps": deps, **kw})
         yield {"type": "status", "phase": "schema"}
         connection_id = self.force_connection or connection_id
-        schema = await asyncio.to_thread(self.deps.schema_text, connection_id, text)
-        dialect = self.deps.dialect(connection_id)
+        snap = await asyncio.to_thread(deps.snapshot, connection_id)
+        schema = [t.name for t in snap.tables]
+        dialect = await asyncio.to_thread(deps.dialect, connection_id)
         sql = "SELECT COUNT(*) AS n FROM sqlite_master"
         yield {"type": "sql", "sql": sql}
-        res = await asyncio.to_thread(self.deps.run_sql, connection_id, sql, cancel)
+        res = await asyncio.to_thread(deps.run_sql, connection_id, sql, cancel)
         yield {"type": "table", **res.preview()}
         yield {"type": "chunk", "content": f"{dialect}: "}
         yield {"type": "chunk", "content": f"{len(schema) > 0}"}
@@ -603,10 +606,10 @@ class _ScriptedRunner:
 def test_chat_delegates_stores_messages_and_scopes_deps(
         svc: AigisService, alice: UserScope, bob: UserScope,
         sqlite_conn: dict[str, Any]) -> None:
-    from aigis_jupyter.service import ServiceDeps
+    from aigis_jupyter.service.deps import TurnDeps
 
-    runner = _ScriptedRunner(ServiceDeps(svc))
-    svc._runner = runner
+    runner = _ScriptedRunner()
+    svc._runner = runner  # type: ignore[assignment]
     c = alice.create_connection(sqlite_conn)
     t = alice.create_thread("chat")
     events = _drain(alice.chat(t["id"], "how many tables?", connection="demo",
@@ -622,9 +625,10 @@ def test_chat_delegates_stores_messages_and_scopes_deps(
     assert alice.last_result(t["id"]) is not None
     assert alice.thread_state(t["id"]) == {"thread_id": t["id"]}
     assert alice.cancel(t["id"]) is False  # nothing running any more
-    # outside a turn, the deps refuse to act for anyone
-    with pytest.raises(Forbidden):
-        ServiceDeps(svc).run_sql(c["id"], "SELECT 1", None)
+    # each turn gets deps bound to its own user and thread
+    deps = runner.calls[0]["deps"]
+    assert isinstance(deps, TurnDeps) and deps.scope.user_id == alice.user_id
+    assert deps.thread_id == t["id"]
     # during bob's turn, alice's connection id is not his, whatever the agent asks
     bt = bob.create_thread("b")
     runner.force_connection = c["id"]
@@ -652,7 +656,7 @@ def test_cancel_reaches_the_running_turn(svc: AigisService, alice: UserScope) ->
                 await asyncio.sleep(0.01)
             yield {"type": "end", "full_response": ""}
 
-    svc._runner = Waiting()
+    svc._runner = Waiting()  # type: ignore[assignment]
     t = alice.create_thread("c")
 
     async def go() -> list[dict[str, Any]]:

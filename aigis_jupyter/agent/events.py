@@ -49,8 +49,11 @@ def chunk(content: str) -> dict[str, Any]:
     return {"type": "chunk", "content": content}
 
 
-def error(message: str, reason: str) -> dict[str, Any]:
-    return {"type": "error", "message": message, "reason": reason}
+def error(message: str, reason: str, action: dict[str, Any] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "error", "message": message, "reason": reason}
+    if action:
+        out["action"] = action
+    return out
 
 
 def end(full_response: str) -> dict[str, Any]:
@@ -78,12 +81,12 @@ async def turn_events(
                 parts.append(str(event.get("content") or ""))
             yield event
     except AigisError as exc:
-        yield error(exc.message, exc.reason)
+        yield error(exc.message, exc.reason, exc.action)
     except Exception as exc:
         log.exception("chat turn failed")
         yield error(
             f"The assistant failed unexpectedly ({type(exc).__name__}: {exc}). "
             "Try again; if it keeps failing, start a new thread.",
-            "agent_error",
+            "agent_error", {"kind": "retry"},
         )
     yield end("".join(parts))

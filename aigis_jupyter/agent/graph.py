@@ -22,7 +22,7 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Protocol, TypedDict
+from typing import Annotated, Any, TypedDict
 
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, ToolMessage
 from langgraph.config import get_stream_writer
@@ -38,8 +38,11 @@ from ..errors import (
     QueryCancelled,
     QueryTimeout,
     SQLRefused,
+    action,
 )
+from ..scrub import scrub
 from . import events, prompts
+from .deps import AgentDeps
 from .sqltext import complete_group_by, extract_sql
 
 #: Max tokens the embedded model may write for SQL and for the answer.
@@ -48,16 +51,6 @@ LOCAL_ANSWER_TOKENS = 120
 #: Wall-clock limit for one model call, however fast its tokens trickle in.
 MODEL_CALL_TIMEOUT_S = 180.0
 _KEY_VARS = ("OPENAI_API_KEY", "DEEPSEEK_API_KEY", "GOOGLE_API_KEY")
-
-
-class AgentDeps(Protocol):
-    """What the agent needs from the rest of the core; the database is reached only here."""
-
-    def schema_text(self, connection_id: str, question: str) -> str: ...
-
-    def dialect(self, connection_id: str) -> str: ...
-
-    def run_sql(self, connection_id: str, sql: str, cancel: Any | None) -> Any: ...
 
 
 class AigisState(TypedDict, total=False):
@@ -91,6 +84,7 @@ class TurnContext:
     result: Any = None  # the QueryResult of this turn
     chart_title: str | None = None
     secrets: tuple[str, ...] = ()
+    schema: Any = None  # the SchemaContext of this turn (context.schema_context)
 
     @property
     def cancelled(self) -> bool:
@@ -103,10 +97,7 @@ class TurnContext:
             )
 
     def scrub(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret and len(secret) >= 6:
-                text = text.replace(secret, "***")
-        return text
+        return scrub(text, self.secrets)
 
 
 def secrets_from_env(registry: Any = None) -> tuple[str, ...]:
@@ -140,8 +131,8 @@ def _text_of(content: Any) -> str:
 def _model_failure(ctx: TurnContext, exc: BaseException) -> ModelError:
     detail = ctx.scrub(" ".join(str(exc).split()))[:300] or type(exc).__name__
     return ModelError(
-        f"The model '{ctx.info.name}' failed: {detail}. Try again, or pick another model "
-        "with `%aigis model use NAME` (POST /chat/{thread_id}/model)."
+        f"The model '{ctx.info.name}' failed: {detail}. Try again, or pick another model.",
+        action=action("pick_model", choices=[]),
     )
 
 
@@ -205,7 +196,7 @@ async def call_model(
                     raise ModelError(
                         f"The model '{ctx.info.name}' did not finish within "
                         f"{timeout_s or MODEL_CALL_TIMEOUT_S:.0f} s. Try again, or pick a faster "
-                        "model with `%aigis model use NAME`."
+                        "model.", action=action("pick_model", choices=[]),
                     ) from None
                 continue
             if kind == "done":
@@ -221,16 +212,6 @@ async def call_model(
     finally:
         halt.set()
     return "".join(parts)
-
-
-def _check(ctx: TurnContext, conn: str, statement: str, dialect: str) -> str:
-    """The guard alone (for SQL-only turns): `deps.check_sql` if offered, else the parser."""
-    check = getattr(ctx.deps, "check_sql", None)
-    if callable(check):
-        return str(check(conn, statement))
-    from ..databases.guard import check_sql
-
-    return check_sql(statement, dialect)
 
 
 # --- history ------------------------------------------------------------------------------
@@ -281,7 +262,7 @@ def chart_only(question: str) -> bool:
 def _fail(exc: AigisError, ctx: TurnContext) -> dict[str, Any]:
     """End the turn with an error event; the thread stays usable for the next question."""
     message = ctx.scrub(exc.message)
-    get_stream_writer()(events.error(message, exc.reason))
+    get_stream_writer()(events.error(message, exc.reason, exc.action))
     return {
         "error": {"message": message, "reason": exc.reason},
         "messages": [AIMessage(message, additional_kwargs={"aigis_error": exc.reason})],
@@ -294,10 +275,15 @@ async def schema_node(state: AigisState, runtime: Runtime[TurnContext]) -> dict[
     try:
         ctx.check_cancel()
         write(events.status("schema"))
-        text = await asyncio.to_thread(
-            ctx.deps.schema_text, state["connection"], state["question"]
+        from . import context
+
+        snap = await asyncio.to_thread(ctx.deps.snapshot, state["connection"])
+        sc = context.schema_context(
+            snap, state["question"], token_budget=ctx.settings.schema_token_budget,
+            synonyms=ctx.settings.schema_synonyms,
         )
-        return {"db_schema": text}
+        ctx.schema = sc
+        return {"db_schema": sc.text}
     except AigisError as exc:
         return _fail(exc, ctx)
 
@@ -318,7 +304,7 @@ async def ask_database(state: AigisState, runtime: Runtime[TurnContext]) -> dict
         completion = ctx.info.prompt_style == "completion"
         reuse = chart_only(question) and bool(history)
         if completion:
-            prompt = prompts.sql_completion(question, schema, dialect, history)
+            prompt = prompts.sql_completion(question, ctx.schema, dialect, history)
         else:
             chat = prompts.sql_messages(question, schema, dialect, history)
         attempts = 0
@@ -334,14 +320,15 @@ async def ask_database(state: AigisState, runtime: Runtime[TurnContext]) -> dict
             else:
                 reply = await call_model(ctx, chat, node="ask_database")
                 statement = extract_sql(reply)
-            statement = complete_group_by(statement, dialect) if statement else statement
+            if statement:  # sqlglot parses it: a CPU-bound step kept off the event loop
+                statement = await asyncio.to_thread(complete_group_by, statement, dialect)
             try:
                 if not statement:
                     raise SQLRefused(
                         "The model's reply contained no SQL query.", reason="no_sql"
                     )
                 if state.get("sql_only"):
-                    statement = await asyncio.to_thread(_check, ctx, conn, statement, dialect)
+                    statement = await asyncio.to_thread(ctx.deps.check_sql, conn, statement)
                     write(events.sql(statement))
                     break
                 write(events.sql(statement))
@@ -383,7 +370,7 @@ async def ask_database(state: AigisState, runtime: Runtime[TurnContext]) -> dict
     ctx.result = result
     # a chart-only follow-up ("as a bar chart") is titled by the question it redraws
     ctx.chart_title = history[-1][0] if reuse else question
-    preview = result.preview(int(getattr(ctx.settings, "preview_rows", 20) or 20))
+    preview = result.preview(int(ctx.settings.preview_rows))
     write(events.table(preview))
     more = "+" if result.truncated else ""
     noun = "row" if result.row_count == 1 and not more else "rows"

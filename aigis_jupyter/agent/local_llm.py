@@ -20,7 +20,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
-from ..errors import ModelError
+from ..errors import ModelError, action
 
 _instances_lock = threading.Lock()
 _instances: dict[tuple[str, int, int], tuple[Any, threading.Lock]] = {}
@@ -141,7 +141,7 @@ class LocalLlamaChatModel(BaseChatModel):
             raise ModelError(
                 f"The question and schema are too long for the embedded model "
                 f"({n_prompt} tokens, limit {self.n_ctx - max_tokens}). Ask about fewer "
-                "tables, or pick a larger model with `%aigis model use NAME`."
+                "tables, or pick a larger model.", action=action("pick_model", choices=[]),
             )
         deadline = _Deadline(self.timeout_s)
         with lock:
@@ -167,7 +167,8 @@ class LocalLlamaChatModel(BaseChatModel):
         if deadline.hit:
             raise ModelError(
                 f"The embedded model took longer than {self.timeout_s:.0f} s. "
-                "Ask a shorter question, or pick a larger model with `%aigis model use NAME`."
+                "Ask a shorter question, or pick a larger model.",
+                action=action("pick_model", choices=[]),
             )
 
     def _generate(

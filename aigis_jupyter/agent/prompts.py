@@ -11,11 +11,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from .sqltext import parse_column_types, parse_schema_tables
+from ..databases.schema import short_type
+
+if TYPE_CHECKING:
+    from ..databases.catalog import Table
+    from .context import SchemaContext
 
 #: Characters of schema text a completion prompt may carry (about 2,000 tokens).
 COMPLETION_SCHEMA_CHARS = 7_000
@@ -174,13 +178,20 @@ def chart_messages(question: str, columns: str, mark: str | None) -> list[BaseMe
 # --- completion prompts (base models) --------------------------------------------------------
 
 
-def compact_schema(schema: str, *, limit: int = COMPLETION_SCHEMA_CHARS) -> tuple[str, list[str]]:
-    """Schema as SQL comments (`-- Table t(a, b)`), and the table names found."""
-    tables = parse_schema_tables(schema)
+def _columns(schema: SchemaContext) -> list[tuple[str, list[str]]]:
+    """(name as a query writes it, column names) of the chosen tables that have columns."""
+    tables = [(schema.qualified(t), [c.name for c in t.columns]) for t in schema.tables]
+    return [(t, cols) for t, cols in tables if cols] or tables
+
+
+def compact_schema(schema: SchemaContext, *,
+                   limit: int = COMPLETION_SCHEMA_CHARS) -> tuple[str, list[str]]:
+    """Schema as SQL comments (`-- Table t(a, b)`), and the table names shown."""
+    tables = _columns(schema)
     if tables:
         lines = [f"-- Table {t}({', '.join(cols)})" for t, cols in tables]
     else:
-        lines = ["-- " + line for line in schema.splitlines() if line.strip()]
+        lines = ["-- " + line for line in schema.text.splitlines() if line.strip()]
     out, size = [], 0
     for line in lines:
         if size + len(line) > limit:
@@ -210,10 +221,21 @@ _TEXT = re.compile(r"text|char|string|clob")
 _CATEGORY = re.compile(r"(?i)country|city|state|status|category|type|kind|region|genre|group")
 
 
-def _examples(
-    tables: list[tuple[str, list[str]]], types: dict[tuple[str, str], str], question: str
-) -> list[tuple[str, str]]:
+def _types(schema: SchemaContext) -> dict[tuple[str, str], str]:
+    """`{(table, column): short type}`, with ` fk` after the type of a key column."""
+    out: dict[tuple[str, str], str] = {}
+    for t in schema.tables:
+        keys = {c for fk in t.foreign_keys for c in fk.columns}
+        name = schema.qualified(t)
+        for c in t.columns:
+            key = " fk" if c.primary_key or c.name in keys else ""
+            out[(name, c.name)] = short_type(c.type) + key
+    return out
+
+
+def _examples(schema: SchemaContext, question: str) -> list[tuple[str, str]]:
     """Worked question/SQL pairs over this schema's own tables (not the ones asked about)."""
+    tables, types = _columns(schema), _types(schema)
     q = question.lower()
     pool = [t for t in tables if _words(t[0]) not in q and _plural(t[0]) not in q] or tables
     if not pool:
@@ -294,26 +316,25 @@ def is_follow_up(question: str) -> bool:
 
 
 def sql_completion(
-    question: str, schema: str, dialect: str, history: Sequence[tuple[str, str]]
+    question: str, schema: SchemaContext, dialect: str, history: Sequence[tuple[str, str]]
 ) -> str:
     """`-- schema`, worked examples, earlier turns, then the question and `SELECT`."""
     text, _ = compact_schema(schema)
-    tables = parse_schema_tables(schema)
     lines = [f"-- {dialect} database schema", text, ""]
-    for q, sql in _examples(tables, parse_column_types(schema), question):
+    for q, sql in _examples(schema, question):
         lines += [f"-- Question: {q}", f"{sql};"]
     # a base model copies the nearest example, so earlier turns only help follow-ups
     if is_follow_up(question):
         for q, sql in list(history)[-HISTORY_TURNS:]:
             lines += [f"-- Question: {' '.join(q.split())}", f"{' '.join(sql.split())};"]
-    lines += [f"-- Question: {' '.join(question.split())}", sql_lead(question, tables)]
+    lines += [f"-- Question: {' '.join(question.split())}", sql_lead(question, schema.tables)]
     return "\n".join(lines)
 
 
 _GROUP_WORD = re.compile(r"(?i)\b(?:each|per|by)\s+([a-z_][\w ]*)")
 
 
-def sql_lead(question: str, tables: list[tuple[str, list[str]]]) -> str:
+def sql_lead(question: str, tables: Sequence[Table]) -> str:
     """How the completion prompt starts the query: `SELECT`, or `SELECT col,` for a grouping.
 
     A small base model ignores "each X" and writes a bare count; starting the statement
@@ -324,10 +345,10 @@ def sql_lead(question: str, tables: list[tuple[str, list[str]]]) -> str:
         return "SELECT"
     wanted = m.group(1).split()[0].lower()
     stems = {wanted, wanted.rstrip("s"), f"{wanted}_name", f"{wanted}_id"}
-    for _table, cols in tables:
-        for col in cols:
-            if col.lower() in stems:
-                return f"SELECT {col},"
+    for table in tables:
+        for col in table.columns:
+            if col.name.lower() in stems:
+                return f"SELECT {col.name},"
     return "SELECT"
 
 

@@ -8,24 +8,26 @@ live in the store's database, so a thread resumes after a restart.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
-from ..errors import AigisError
-from ..models import HOW_TO_PICK, ModelRegistry
+from ..errors import AigisError, action
+from ..models import ModelRegistry
 from . import events
 from .checkpoint import open_checkpointer
-from .graph import AgentDeps, TurnContext, _text_of, build_graph, secrets_from_env
+from .deps import AgentDeps
+from .graph import TurnContext, _text_of, build_graph, secrets_from_env
 from .tracing import tracing_callbacks
 
 __all__ = ["AgentDeps", "AgentRunner", "message_dict"]
 
 
 def message_dict(m: BaseMessage) -> dict[str, Any]:
-    """A checkpointed message as plain JSON (for `GET /chat/{id}/state`)."""
+    """A checkpointed message as plain JSON (for the thread-state view of every door)."""
     d: dict[str, Any] = {"role": m.type, "content": _text_of(m.content)}
     if isinstance(m, AIMessage) and m.tool_calls:
         d["tool_calls"] = [{"name": c["name"], "args": c["args"]} for c in m.tool_calls]
@@ -47,7 +49,7 @@ class AgentRunner:
         *,
         registry: ModelRegistry,
         checkpointer_url_or_saver: Any = None,
-        deps: AgentDeps,
+        deps: AgentDeps | None = None,
         settings: Any = None,
     ) -> None:
         from ..settings import Settings
@@ -93,29 +95,36 @@ class AgentRunner:
         chart: bool = True,
         cancel: Any | None = None,
         sql_only: bool = False,
-        **_: Any,
+        deps: AgentDeps | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """One question -> events (`status`, `sql`, `table`, `chart`, `tool_result`, `chunk`,
-        `error`), always ending with `end`. Missing model or connection -> an `error` that
-        says how to pick one; the thread is left unchanged. `sql_only` writes and checks
-        the SQL (guard) without running it: one model call, no table, no answer."""
-        graph = self.graph
+        `error`), always ending with `end`. Missing model or connection -> an `error` whose
+        action says what to pick; the thread is left unchanged. `sql_only` writes and checks
+        the SQL (guard) without running it: one model call, no table, no answer.
+
+        `deps` is the acting user's access to data for this turn (the runner's own, set at
+        construction, only serves single-user embeddings such as tests and benchmarks).
+        Everything that blocks (opening the checkpointer, building a model) runs in a
+        worker thread: the caller's event loop may serve other users meanwhile."""
+        deps = deps or self.deps
+        if deps is None:
+            raise ValueError("run_turn needs the acting user's deps")
+        graph = await asyncio.to_thread(lambda: self.graph)
         config = self._config(thread_id)
         snapshot = await graph.aget_state(config)
         prev = dict(snapshot.values or {}) if snapshot else {}
         model_name = model_name or prev.get("model_name") or self.settings.default_model
         connection = connection_id or prev.get("connection")
 
-        refusal = self._refusal(text, model_name, connection)
+        refusal = await asyncio.to_thread(self._refusal, text, model_name, connection)
         if refusal is not None:
             yield refusal
             yield events.end("")
             return
         try:
-            info = self.registry.resolve(str(model_name))
-            model = self.registry.chat_model(info.name)
+            info, model = await asyncio.to_thread(self._model, str(model_name))
         except AigisError as exc:
-            yield events.error(exc.message, exc.reason)
+            yield events.error(exc.message, exc.reason, exc.action)
             yield events.end("")
             return
         if cancel is not None and getattr(cancel, "cancelled", False):
@@ -124,7 +133,7 @@ class AgentRunner:
             return
 
         ctx = TurnContext(
-            deps=self.deps,
+            deps=deps,
             model=model,
             info=info,
             settings=self.settings,
@@ -155,6 +164,10 @@ class AgentRunner:
         async for event in events.turn_events(graph, graph_input, config, ctx):
             yield event
 
+    def _model(self, name: str) -> tuple[Any, Any]:
+        info = self.registry.resolve(name)
+        return info, self.registry.chat_model(info.name)
+
     def _refusal(
         self, text: str, model_name: str | None, connection: str | None
     ) -> dict[str, Any] | None:
@@ -169,13 +182,13 @@ class AgentRunner:
                 "GOOGLE_API_KEY or OPENAI_API_KEY, or install the `local` extra."
             )
             return events.error(
-                f"No model selected for this thread. {HOW_TO_PICK} {listing}", "no_model"
+                f"No model selected for this thread. {listing}", "no_model",
+                self.registry.pick_action(),
             )
         if not connection:
             return events.error(
-                "No database connection selected for this thread. Pick one with "
-                "`%aigis connections use NAME` or POST /chat/{thread_id}/connection.",
-                "no_connection",
+                "No database connection selected for this thread.", "no_connection",
+                action("pick_connection"),
             )
         return None
 

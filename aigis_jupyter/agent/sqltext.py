@@ -1,4 +1,4 @@
-"""Reading a model's reply: the SQL inside it, and the tables of a rendered schema.
+"""Reading a model's reply: the SQL inside it, completed where small models slip.
 
 Models wrap SQL in code fences, put prose before or after it, think aloud in `<think>`
 blocks, or (a base model continuing "SELECT") omit the first keyword. The guard checks
@@ -79,100 +79,6 @@ def extract_sql(reply: str, *, prefix: str | None = None) -> str:
         if m:
             return _cut_statement(body[m.start(1) :])
     return ""
-
-
-# --- reading a rendered schema -------------------------------------------------------------
-
-_HEADING = re.compile(r"^\s*#{1,6}\s*(?:table\s*[:\-]?\s*)?`?([\w.\"$]+)`?", re.I)
-_TABLE_START = re.compile(r"^\s*(?:[-*]\s*)?(?:table\s*[:\-]?\s*)?`?([\w.\"$]+)`?\s*\(", re.I)
-_COLUMN_ITEM = re.compile(r"^\s*[-*]\s*`?([\w$]+)`?")
-_PIPE_ROW = re.compile(r"^\s*\|\s*`?([\w$]+)`?\s*\|")
-
-
-def _table_line(line: str) -> tuple[str, list[str]] | None:
-    """`- name(col type PK, col type -> t.c) [view] -- comment` -> (name, [col, col])."""
-    m = _TABLE_START.match(line)
-    if not m or line.lstrip().startswith("|"):
-        return None
-    depth, start = 0, m.end() - 1
-    for i in range(start, len(line)):
-        if line[i] == "(":
-            depth += 1
-        elif line[i] == ")":
-            depth -= 1
-            if depth == 0:
-                body = line[start + 1 : i]
-                break
-    else:
-        return None
-    cols = [c.strip().split()[0].strip('`"') for c in _split_top(body) if c.strip()]
-    return m.group(1).strip('"'), [c for c in cols if re.fullmatch(r"[\w$]+", c)]
-
-
-def parse_column_types(text: str) -> dict[tuple[str, str], str]:
-    """`{(table, column): type}` from `name(col type, ...)` lines (types as rendered)."""
-    out: dict[tuple[str, str], str] = {}
-    for line in (text or "").splitlines():
-        found = _table_line(line)
-        if not found:
-            continue
-        start = line.index("(", _TABLE_START.match(line).end() - 1)  # type: ignore[union-attr]
-        body = line[start + 1 :]
-        for item in _split_top(body):
-            words = item.strip().rstrip(")").split()
-            if len(words) >= 2 and (words[0].strip('`"') in found[1]):
-                fk = " fk" if "->" in item or "PK" in words[2:] else ""
-                out[(found[0], words[0].strip('`"'))] = words[1].lower() + fk
-    return out
-
-
-def parse_schema_tables(text: str) -> list[tuple[str, list[str]]]:
-    """Tables and their columns from a rendered schema (markdown headings, lists, or DDL-ish
-    `name(col type, ...)` lines). Best effort: used only to write few-shot examples."""
-    tables: list[tuple[str, list[str]]] = []
-    current: list[str] | None = None
-    for line in (text or "").splitlines():
-        if not line.strip():
-            continue
-        found = _table_line(line)
-        if found:
-            tables.append(found)
-            current = None
-            continue
-        m = _HEADING.match(line)
-        if m:
-            current = []
-            tables.append((m.group(1).strip('"'), current))
-            continue
-        if current is None:
-            continue
-        m = _PIPE_ROW.match(line)
-        if m and m.group(1).lower() not in {"column", "name", "field"}:
-            current.append(m.group(1))
-            continue
-        m = _COLUMN_ITEM.match(line)
-        if m:
-            current.append(m.group(1))
-    if any(cols for _, cols in tables):
-        tables = [(t, c) for t, c in tables if c]
-    return [(t, c) for t, c in tables if t.lower() not in {"schema", "tables", "database"}]
-
-
-def _split_top(s: str) -> list[str]:
-    """Split on commas outside parentheses (`NUMERIC(10, 2)` stays whole)."""
-    parts, depth, cur = [], 0, []
-    for ch in s:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    parts.append("".join(cur))
-    return parts
 
 
 def complete_group_by(sql: str, dialect: str) -> str:

@@ -56,7 +56,7 @@ def tracing_callbacks(graph: Any = None) -> list[Any]:
 
 
 def tracing_status() -> dict[str, bool]:
-    """What is traced in this process (for `GET /health` and `%aigis help`)."""
+    """What is traced in this process (for the health report and the doors' help)."""
     return {
         "opik": opik_enabled() and not _opik_failed,
         "langsmith": langsmith_enabled(),

@@ -1,4 +1,4 @@
-"""The user's databases: connections (engines), the SQL guard, execution and schema.
+"""The user's databases: connections (engines, dialects), the SQL guard, runs and schema.
 
 Names are resolved lazily so that `import aigis_jupyter.databases.guard` does not pull in
 pandas or SQLAlchemy.
@@ -6,8 +6,7 @@ pandas or SQLAlchemy.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_getattr
 
 _EXPORTS = {
     "ConnectionSpec": "engines",
@@ -18,22 +17,18 @@ _EXPORTS = {
     "register_dialect": "engines",
     "test_connection": "engines",
     "check_sql": "guard",
-    "CancelToken": "execute",
-    "QueryResult": "execute",
+    "CancelToken": "runs",
+    "QueryResult": "runs",
     "run_query": "execute",
-    "Column": "schema",
-    "ForeignKey": "schema",
-    "SchemaSnapshot": "schema",
-    "Table": "schema",
+    "Column": "catalog",
+    "ForeignKey": "catalog",
+    "SchemaSnapshot": "catalog",
+    "Table": "catalog",
+    "clear_cache": "schema",
     "render": "schema",
     "snapshot": "schema",
 }
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -1,44 +1,49 @@
-"""Connections to the user's databases: specs, a dialect registry and an engine cache.
+"""Connections to the user's databases: specs, the dialect registry and an engine cache.
 
 A `ConnectionSpec` is the in-memory form of a stored connection row (with the password in
 clear text, so it never leaves memory: it is kept out of `repr` and scrubbed from every
-driver message). A `Dialect` says how to reach one kind of server; adding an engine is one
-`register_dialect(...)` call. Engines are cached per connection id *and* version, so an
-edited connection gets a fresh pool and the old one is disposed.
+driver message). A `Dialect` is everything one kind of server needs: how to connect, run a
+guarded statement, read the catalog, fingerprint it, map its errors. Each built-in kind is
+one module in `dialects/`, loaded by name on first use of the registry (this module never
+imports one, so nothing here depends on a driver); adding an engine is one file that calls
+`register_dialect(...)`. Engines are cached per connection id *and* version, so an edited
+connection gets a fresh pool and the old one is disposed.
 """
 
 from __future__ import annotations
 
-import os
+import importlib
 import re
-import sqlite3
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from ..errors import BadInput, DatabaseError
+from ..scrub import scrub
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine
 
+    from .catalog import Table
+    from .runs import Fetched, Run
+
 __all__ = [
-    "DIALECTS",
+    "BUILTIN_DIALECTS",
+    "DIALECTS",  # noqa: F822  (served by the module __getattr__, builtins loaded)
     "ConnectionSpec",
     "Dialect",
     "EngineCache",
     "explain_connect_error",
     "get_dialect",
     "register_dialect",
-    "scrub",
-    "sqlite_path",
     "test_connection",
 ]
 
 DEFAULT_CONNECT_TIMEOUT_S = 10
+#: Modules of `aigis_jupyter.databases.dialects` loaded when the registry is first used.
+BUILTIN_DIALECTS = ("postgres", "mysql", "sqlite")
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ class ConnectionSpec:
     version: str = ""
 
     def __repr__(self) -> str:
-        where = self.host if self.db_type == "sqlite" else f"{self.host}:{self.port or ''}"
+        where = self.host if _file_based(self.db_type) else f"{self.host}:{self.port or ''}"
         return (
             f"ConnectionSpec(id={self.id!r}, db_type={self.db_type!r}, at={where!r}, "
             f"database={self.database!r}, username={self.username!r}, "
@@ -78,8 +83,11 @@ class ConnectionSpec:
 
         u = make_url(url)
         backend = u.get_backend_name()
-        db_type = _BACKEND_TO_TYPE.get(backend, backend)
-        if db_type == "sqlite":
+        try:
+            db_type = get_dialect(backend).name
+        except BadInput:
+            db_type = backend
+        if _file_based(db_type):
             fields: dict[str, Any] = {"host": u.database}
         else:
             fields = {
@@ -94,9 +102,11 @@ class ConnectionSpec:
         return cls(id=id, db_type=db_type, **fields)
 
 
-_BACKEND_TO_TYPE = {
-    "postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite",
-}
+def _file_based(db_type: str) -> bool:
+    try:
+        return get_dialect(db_type).file_based
+    except BadInput:
+        return False
 
 
 # --------------------------------------------------------------------------- dialects
@@ -104,24 +114,27 @@ _BACKEND_TO_TYPE = {
 
 @dataclass(frozen=True)
 class Dialect:
-    """How to reach one kind of server.
+    """How to reach, query and describe one kind of server.
 
-    `family` picks the execution and catalog strategy (postgres, mysql or sqlite); a
-    wire-compatible server (CockroachDB, TiDB, ...) is a new entry reusing a family.
-    `options` lists the connection options passed through to the driver; `schema` and
-    `role` are ours (which schemas to describe; a role to `SET LOCAL ROLE` to).
+    The fields are data (names, defaults, the options passed through to the driver; `schema`
+    and `role` are ours: which schemas to describe, a role to `SET LOCAL ROLE` to). A
+    dialect module implements `run`, `map_error`, `fingerprint` and `catalog` (the base
+    ones refuse), and `server_version` or the error readers where its driver differs. A
+    wire-compatible server (CockroachDB, TiDB, ...) is an existing dialect `replace`d with
+    another name and defaults.
     """
 
     name: str
     label: str
     drivername: str
     sqlglot_dialect: str
-    family: str
     default_port: int | None = None
     default_database: str | None = None
     file_based: bool = False
     aliases: tuple[str, ...] = ()
     options: tuple[str, ...] = ()
+
+    # -- connecting
 
     def url(self, spec: ConnectionSpec) -> URL:
         from sqlalchemy.engine import URL
@@ -149,17 +162,14 @@ class Dialect:
         if raw is not None and not (str(raw).isdigit() and int(raw) > 0):
             raise BadInput("The connect_timeout option must be a whole number of seconds.")
 
+    def connect_args(self, spec: ConnectionSpec) -> dict[str, Any]:
+        """Keyword arguments of the driver's `connect()`."""
+        return {"connect_timeout": int(spec.options.get("connect_timeout",
+                                                         DEFAULT_CONNECT_TIMEOUT_S))}
+
     def engine_kwargs(self, spec: ConnectionSpec) -> dict[str, Any]:
-        timeout = int(spec.options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT_S))
-        args: dict[str, Any] = {"connect_timeout": timeout}
-        if self.family == "postgres":
-            args["application_name"] = "aigis-jupyter"
-        elif self.family == "mysql":
-            args["charset"] = spec.options.get("charset", "utf8mb4")
-            # PyMySQL never asks for multi-statements unless told through client_flag,
-            # which is not a passable option; LOAD DATA LOCAL stays off too.
-            args["local_infile"] = False
-        return {"connect_args": args, "pool_pre_ping": True, "pool_recycle": 1800}
+        return {"connect_args": self.connect_args(spec), "pool_pre_ping": True,
+                "pool_recycle": 1800}
 
     def create_engine(self, spec: ConnectionSpec) -> Engine:
         import sqlalchemy as sa
@@ -167,135 +177,92 @@ class Dialect:
         self.check_options(spec)
         return sa.create_engine(self.url(spec), **self.engine_kwargs(spec))
 
+    # -- running (layer 2 of the guard, see execute.py)
 
-def sqlite_path(spec: ConnectionSpec) -> Path:
-    """The SQLite file of a spec (`host` holds the path, as in the original product)."""
-    raw = spec.host or spec.database
-    if not raw:
-        raise BadInput("A SQLite connection needs the database file path in `host`.")
-    return Path(os.path.expanduser(raw)).resolve()
+    def run(self, engine: Engine, spec: ConnectionSpec, stmt: str, *, max_rows: int,
+            run: Run, read_only: bool, as_query: bool) -> Fetched:
+        """Run one statement (already through the parser layer when the guard is on):
+        read-only transaction unless the connection allows writes, the server's timeout,
+        `run`'s cancel and deadline, at most `max_rows + 1` rows read."""
+        raise BadInput(f"No executor for database type {self.name!r}.")
 
+    def map_error(self, exc: BaseException, run: Run, engine: Engine,
+                  spec: ConnectionSpec) -> Exception:
+        """A driver error raised while running, as an AigisError saying what to do next."""
+        return DatabaseError("The database reported an error: "
+                             f"{scrub(self.driver_message(exc), [spec.password])}",
+                             reason="query_error")
 
-def _sqlite_uri(path: Path, mode: str) -> str:
-    # Quote everything that has a meaning in a URI (?, #, %) so any file name works.
-    return f"file:{quote(str(path), safe='/')}?mode={mode}"
+    # -- describing
 
+    def fingerprint(self, engine: Engine, spec: ConnectionSpec) -> tuple[list[str], str | None]:
+        """(parts that change whenever the schema does, default schema): one cheap query."""
+        raise DatabaseError(f"No catalog reader for database type {self.name!r}.")
 
-# Authorizer: default-deny. Reads, functions (minus a deny list), recursion, transaction
-# control and a few introspection pragmas are allowed; everything else (writes, DDL,
-# ATTACH - which VACUUM INTO uses too - temp objects, pragma writes) is refused.
-_SQLITE_DENIED_FUNCS = frozenset(
-    {"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer", "sqlite_dbpage"}
-)
-_SQLITE_READ_PRAGMAS = frozenset(
-    {"table_info", "table_xinfo", "table_list", "foreign_key_list", "index_list",
-     "index_info", "index_xinfo", "database_list", "collation_list", "function_list"}
-)
-_SQLITE_SCHEMA_TABLES = frozenset(
-    {"sqlite_master", "sqlite_temp_master", "sqlite_schema", "sqlite_temp_schema"}
-)
-_SQLITE_SCALAR_PRAGMAS = frozenset(
-    {"schema_version", "user_version", "data_version", "page_count", "page_size", "encoding",
-     "freelist_count", "application_id", "foreign_keys", "query_only", "read_uncommitted"}
-)
+    def catalog(self, engine: Engine, spec: ConnectionSpec) -> list[Table]:
+        """Every table and view with columns and keys, from one catalog query."""
+        raise DatabaseError(f"No catalog reader for database type {self.name!r}.")
 
+    def server_version(self, cursor: Any) -> str:
+        """What `test_connection` reports, asked on an open DB-API cursor."""
+        cursor.execute("SELECT version()")
+        return str(cursor.fetchone()[0])
 
-def _sqlite_authorizer(action: int, a1: str | None, a2: str | None, db: str | None,
-                       trigger: str | None) -> int:
-    if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE,
-                  sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_SAVEPOINT):
-        return sqlite3.SQLITE_OK
-    if action == sqlite3.SQLITE_FUNCTION:
-        denied = (a2 or "").lower() in _SQLITE_DENIED_FUNCS
-        return sqlite3.SQLITE_DENY if denied else sqlite3.SQLITE_OK
-    if action == sqlite3.SQLITE_UPDATE and (a1 or "").lower() in _SQLITE_SCHEMA_TABLES:
-        # SQLite asks this while preparing pragma table-valued functions; the schema table
-        # itself can never be written here (mode=ro, query_only, writable_schema denied).
-        return sqlite3.SQLITE_OK
-    if action == sqlite3.SQLITE_PRAGMA:
-        name = (a1 or "").lower()
-        if name in _SQLITE_READ_PRAGMAS or (name in _SQLITE_SCALAR_PRAGMAS and a2 is None):
-            return sqlite3.SQLITE_OK
-    return sqlite3.SQLITE_DENY
+    # -- reading driver errors
+
+    def driver_message(self, exc: BaseException) -> str:
+        """The driver's own sentence, without SQLAlchemy's wrapping."""
+        orig = getattr(exc, "orig", None) or exc
+        msg = str(orig).strip()
+        return msg.splitlines()[0] if msg else type(orig).__name__
+
+    def connect_failure(self, exc: BaseException) -> str | None:
+        """What a connection failure means, from the driver's error code if it has one:
+        `auth`, `unknown_database`, `unknown_user`, `no_access` or `unreachable`."""
+        return None
 
 
-def open_sqlite(path: Path, *, read_only: bool) -> sqlite3.Connection:
-    """Open an existing SQLite file; never creates one (URI mode ro / rw, not rwc)."""
-    if not path.is_file():
-        raise DatabaseError(
-            f"SQLite file not found: {path}. Check the path; aigis never creates a database "
-            "file when connecting.",
-            reason="not_found",
-        )
-    con = sqlite3.connect(
-        _sqlite_uri(path, "ro" if read_only else "rw"),
-        uri=True,
-        check_same_thread=False,  # CancelToken.cancel() calls interrupt() from another thread
-        timeout=5,
-    )
-    if read_only:
-        con.execute("PRAGMA query_only = ON")
-        con.set_authorizer(_sqlite_authorizer)
-    return con
-
-
-@dataclass(frozen=True)
-class SQLiteDialect(Dialect):
-    """SQLite: `host` is the file path; opened through a URI so it is never created."""
-
-    def url(self, spec: ConnectionSpec) -> URL:
-        from sqlalchemy.engine import URL
-
-        return URL.create(self.drivername, database=str(sqlite_path(spec)))
-
-    def engine_kwargs(self, spec: ConnectionSpec) -> dict[str, Any]:
-        from sqlalchemy.pool import QueuePool
-
-        path = sqlite_path(spec)
-        read_only = not spec.allow_write
-
-        def creator() -> sqlite3.Connection:
-            return open_sqlite(path, read_only=read_only)
-
-        # The creator opens the file through a URI (mode=ro / rw), never creating it.
-        return {"creator": creator, "poolclass": QueuePool, "pool_size": 4, "max_overflow": 8}
-
-
-DIALECTS: dict[str, Dialect] = {}
+_DIALECTS: dict[str, Dialect] = {}
 _ALIASES: dict[str, str] = {}
+_builtins_lock = threading.RLock()
+_builtins_loaded = False
+
+
+def _load_builtins() -> None:
+    """Import the built-in dialect modules (each registers itself) once, on first use."""
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    with _builtins_lock:
+        if not _builtins_loaded:
+            for name in BUILTIN_DIALECTS:
+                importlib.import_module(f"{__package__}.dialects.{name}")
+            _builtins_loaded = True
 
 
 def register_dialect(d: Dialect) -> None:
     """Add (or replace) a database kind; its aliases resolve to it too."""
-    DIALECTS[d.name] = d
+    _DIALECTS[d.name] = d
     for a in (d.name, *d.aliases):
         _ALIASES[a.lower()] = d.name
 
 
 def get_dialect(db_type: str) -> Dialect:
+    _load_builtins()
     name = _ALIASES.get((db_type or "").lower())
     if name is None:
         raise BadInput(
-            f"Unknown database type {db_type!r}. Known types: {', '.join(sorted(DIALECTS))}."
+            f"Unknown database type {db_type!r}. Known types: {', '.join(sorted(_DIALECTS))}."
         )
-    return DIALECTS[name]
+    return _DIALECTS[name]
 
 
-register_dialect(Dialect(
-    name="postgres", label="PostgreSQL", drivername="postgresql+psycopg",
-    sqlglot_dialect="postgres", family="postgres", default_port=5432,
-    default_database="postgres", aliases=("postgresql", "pg"),
-    options=("sslmode", "sslrootcert", "sslcert", "sslkey", "target_session_attrs"),
-))
-register_dialect(Dialect(
-    name="mysql", label="MySQL/MariaDB", drivername="mysql+pymysql",
-    sqlglot_dialect="mysql", family="mysql", default_port=3306, aliases=("mariadb",),
-    options=("charset", "ssl_ca", "ssl_cert", "ssl_key", "ssl_verify_cert"),
-))
-register_dialect(SQLiteDialect(
-    name="sqlite", label="SQLite", drivername="sqlite+pysqlite", sqlglot_dialect="sqlite",
-    family="sqlite", file_based=True, aliases=("sqlite3",),
-))
+def __getattr__(name: str) -> Any:
+    # `DIALECTS` is the registry with the built-ins loaded, whoever asks first.
+    if name == "DIALECTS":
+        _load_builtins()
+        return _DIALECTS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- engine cache
@@ -342,74 +309,69 @@ class EngineCache:
 # --------------------------------------------------------------------------- errors
 
 
-def scrub(text: str, spec: ConnectionSpec | None) -> str:
-    """Remove the password (and URL userinfo) from a driver message."""
-    pw = spec.password if spec else None
-    if pw:
-        if len(pw) >= 3:
-            text = text.replace(pw, "***")
-        else:  # a tiny password would mangle words: only scrub where one could appear
-            text = text.replace(f":{pw}@", ":***@").replace(f"password={pw}", "password=***")
-    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
-
-
-def _driver_message(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    if type(orig).__module__.startswith("pymysql") and len(orig.args) >= 2:
-        return str(orig.args[1])
-    msg = str(orig).strip()
-    return msg.splitlines()[0] if msg else type(orig).__name__
-
-
-def _mysql_code(exc: BaseException) -> int | None:
-    orig = getattr(exc, "orig", None) or exc
-    if type(orig).__module__.startswith("pymysql") and orig.args and isinstance(orig.args[0], int):
-        return orig.args[0]
-    return None
-
-
 def _where(spec: ConnectionSpec) -> str:
     d = spec.dialect
     return f"{spec.host or '127.0.0.1'}:{spec.port or d.default_port}"
+
+
+_UNREACHABLE = (
+    "connection refused", "could not connect", "can't connect", "timeout expired",
+    "timed out", "name or service not known", "could not translate host",
+    "failed to resolve", "nodename nor servname", "no route to host",
+    "network is unreachable", "temporary failure in name resolution",
+    "getaddrinfo", "connection to server at",
+)
+
+
+_FAILURE_ORDER = ("auth", "unknown_database", "unknown_user", "no_access", "unreachable")
+
+
+def _failures_in_text(low: str) -> set[str]:
+    """What a connection failure may mean, read from the driver's (lower-case) message."""
+    found = set()
+    if "password authentication failed" in low or "access denied for user" in low:
+        found.add("auth")
+    if "unknown database" in low or re.search(r"database \".*\" does not exist", low):
+        found.add("unknown_database")
+    if re.search(r"role \".*\" does not exist", low):
+        found.add("unknown_user")
+    if "permission denied for database" in low:
+        found.add("no_access")
+    if any(s in low for s in _UNREACHABLE):
+        found.add("unreachable")
+    return found
 
 
 def explain_connect_error(exc: BaseException, spec: ConnectionSpec) -> DatabaseError:
     """Turn a driver's connection failure into one clear, password-free sentence."""
     if isinstance(exc, DatabaseError):
         return exc
-    msg = scrub(_driver_message(exc), spec)
-    low = msg.lower()
-    code = _mysql_code(exc)
+    d = spec.dialect
+    msg = scrub(d.driver_message(exc), [spec.password])
+    if d.file_based:
+        return DatabaseError(f"Could not open the {d.label} file {spec.host}: {msg}.")
     where = _where(spec)
     user = spec.username or ""
-    db = spec.database or spec.dialect.default_database or ""
-    if spec.dialect.file_based:
-        return DatabaseError(f"Could not open the SQLite file {spec.host}: {msg}.")
-    if code == 1045 or "password authentication failed" in low or "access denied for user" in low:
+    db = spec.database or d.default_database or ""
+    found = {*_failures_in_text(msg.lower()), d.connect_failure(exc)}
+    kind = next((k for k in _FAILURE_ORDER if k in found), None)
+    if kind == "auth":
         return DatabaseError(
             f"Authentication failed for user {user!r} at {where}: check the username and "
             "password.", reason="auth_failed")
-    if (code == 1049 or "unknown database" in low
-            or re.search(r"database \".*\" does not exist", low)):
+    if kind == "unknown_database":
         return DatabaseError(
             f"Database {db!r} does not exist on {where}: check the database name.",
             reason="unknown_database")
-    if re.search(r"role \".*\" does not exist", low):
+    if kind == "unknown_user":
         return DatabaseError(
             f"User {user!r} does not exist on {where}: check the username.",
             reason="auth_failed")
-    if code == 1044 or "permission denied for database" in low:
+    if kind == "no_access":
         return DatabaseError(
             f"User {user!r} may not use database {db!r} on {where}: ask for access or pick "
             "another database.", reason="auth_failed")
-    unreachable = (
-        "connection refused", "could not connect", "can't connect", "timeout expired",
-        "timed out", "name or service not known", "could not translate host",
-        "failed to resolve", "nodename nor servname", "no route to host",
-        "network is unreachable", "temporary failure in name resolution",
-        "getaddrinfo", "connection to server at",
-    )
-    if code in (2003, 2005, 2006, 2013) or any(s in low for s in unreachable):
+    if kind == "unreachable":
         return DatabaseError(
             f"Could not reach {where} — check host/port, is the server running? ({msg})",
             reason="unreachable")
@@ -424,8 +386,9 @@ def test_connection(spec: ConnectionSpec, cache: EngineCache | None = None) -> d
     except (BadInput, DatabaseError):
         raise
     except Exception as exc:  # a bad option value, a driver that cannot load, ...
-        raise DatabaseError(f"Cannot set up the connection: {scrub(str(exc), spec)}") from None
-    family = spec.dialect.family
+        raise DatabaseError(
+            f"Cannot set up the connection: {scrub(str(exc), [spec.password])}") from None
+    dialect = spec.dialect
     start = time.perf_counter()
     try:
         raw = engine.raw_connection()
@@ -434,28 +397,19 @@ def test_connection(spec: ConnectionSpec, cache: EngineCache | None = None) -> d
         raise explain_connect_error(_unwrap(exc), spec) from None
     try:
         cur = raw.cursor()
-        if family == "sqlite":
-            cur.execute("SELECT sqlite_version()")
-            version = "SQLite " + str(cur.fetchone()[0])
-        elif family == "mysql":
-            cur.execute("SELECT VERSION()")
-            v = str(cur.fetchone()[0])
-            version = ("MariaDB " if "mariadb" in v.lower() else "MySQL ") + v
-        else:
-            cur.execute("SELECT version()")
-            version = str(cur.fetchone()[0])
+        version = dialect.server_version(cur)
         cur.close()
         raw.rollback()
     except Exception as exc:
         raw.invalidate()
         cache.dispose(spec.id)
         raise DatabaseError(f"Connected, but the server failed a test query: "
-                            f"{scrub(_driver_message(exc), spec)}") from None
+                            f"{scrub(dialect.driver_message(exc), [spec.password])}") from None
     finally:
         raw.close()
     return {
         "ok": True,
-        "db_type": spec.dialect.name,
+        "db_type": dialect.name,
         "server_version": version,
         "latency_ms": round((time.perf_counter() - start) * 1000, 2),
     }

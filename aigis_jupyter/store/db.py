@@ -20,7 +20,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..errors import AigisError
+from ..errors import AigisError, action
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,8 @@ class Store:
         out.update(ok=current == head, connected=True, revision=current, head=head,
                    at_head=current == head)
         if current != head:
-            out["error"] = "The store is not at the newest migration: run `aigis db upgrade`."
+            out["error"] = "The store is not at the newest migration; upgrade it."
+            out["action"] = action("upgrade_store")
         return out
 
     def dispose(self) -> None:

@@ -141,4 +141,25 @@ class AuditLog(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
-__all__ = ["AuditLog", "Base", "Connection", "Message", "Thread", "User", "new_id", "utcnow"]
+class TurnLease(Base):
+    """The running turn of a thread, held by one process until it ends or stops renewing.
+
+    Times are epoch seconds (comparable across backends without time-zone quirks);
+    `cancel_requested` is how a process that does not run the turn stops it.
+    """
+
+    __tablename__ = "turn_leases"
+
+    thread_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("threads.id", ondelete="CASCADE"), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    holder: Mapped[str] = mapped_column(String(36))
+    process: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+__all__ = ["AuditLog", "Base", "Connection", "Message", "Thread", "TurnLease", "User", "new_id",
+           "utcnow"]

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..errors import NotFound
-from .models import AuditLog, Base, Connection, Message, Thread, User, utcnow
+from ..errors import NotFound, action
+from .models import AuditLog, Base, Connection, Message, Thread, TurnLease, User, utcnow
 
 M = TypeVar("M", bound=Base)
 
@@ -55,6 +55,7 @@ class UserRepo:
         self.s.execute(sa.update(AuditLog).where(AuditLog.connection_id.in_(conn_ids))
                        .values(connection_id=None))
         self.s.execute(sa.delete(Message).where(Message.owner_id == user.id))
+        self.s.execute(sa.delete(TurnLease).where(TurnLease.owner_id == user.id))
         self.s.execute(sa.delete(Thread).where(Thread.owner_id == user.id))
         self.s.execute(sa.delete(Connection).where(Connection.owner_id == user.id))
         self.s.delete(user)
@@ -95,8 +96,8 @@ class OwnerRepo:
             row = self.s.scalars(
                 self._select(Connection).where(Connection.name == ref)).one_or_none()
         if row is None:
-            raise NotFound(f"No connection {ref!r}. List yours with `aigis connections list` "
-                           "or GET /aigis/connections.")
+            raise NotFound(f"You have no connection {ref!r}.",
+                           action=action("add_connection"))
         return row
 
     def connection_by_name(self, name: str) -> Connection | None:
@@ -131,8 +132,8 @@ class OwnerRepo:
             row = self.s.scalars(
                 self._select(Thread).where(Thread.id == thread_id)).one_or_none()
         if row is None:
-            raise NotFound(f"No chat thread {thread_id!r}. Create one first (POST /aigis/chat/"
-                           "thread) or list yours (GET /aigis/chat/threads).")
+            raise NotFound(f"You have no chat thread {thread_id!r}.",
+                           action=action("new_thread"))
         return row
 
     def add_thread(self, row: Thread) -> Thread:
@@ -145,6 +146,7 @@ class OwnerRepo:
         self._own(row)
         self.s.execute(sa.delete(Message).where(Message.owner_id == self.owner_id,
                                                 Message.thread_id == row.id))
+        self.s.execute(sa.delete(TurnLease).where(TurnLease.thread_id == row.id))
         self.s.delete(row)
         self.s.flush()
 
@@ -165,6 +167,34 @@ class OwnerRepo:
         self.s.flush()
         return msg
 
+    def last_assistant_payload(self, thread_id: str) -> tuple[dict[str, Any] | None, Any]:
+        """The payload of the thread's newest assistant message that has a table, if any."""
+        thread = self.thread(thread_id)
+        rows = self.s.scalars(
+            self._select(Message).where(Message.thread_id == thread.id,
+                                        Message.role == "assistant")
+            .order_by(Message.id.desc()).limit(20)).all()
+        for m in rows:
+            if isinstance(m.payload, dict) and m.payload.get("table"):
+                return m.payload, m
+        return None, None
+
+    # -- turn leases ------------------------------------------------------------------
+    def running_threads(self, now: float) -> set[str]:
+        """Ids of this owner's threads with a live lease."""
+        q = sa.select(TurnLease.thread_id).where(TurnLease.owner_id == self.owner_id,
+                                                  TurnLease.expires_at > now)
+        return set(self.s.scalars(q).all())
+
+    def request_cancel(self, thread_id: str, now: float) -> bool:
+        """Flag the thread's live turn for cancelling; False when none runs."""
+        res = self.s.execute(
+            sa.update(TurnLease).where(TurnLease.thread_id == thread_id,
+                                       TurnLease.owner_id == self.owner_id,
+                                       TurnLease.expires_at > now)
+            .values(cancel_requested=True))
+        return bool(res.rowcount)
+
     # -- audit ----------------------------------------------------------------------
     def add_audit(self, **fields: Any) -> AuditLog:
         row = AuditLog(owner_id=self.owner_id, **fields)
@@ -183,4 +213,54 @@ class OwnerRepo:
             raise NotFound("Not found.")
 
 
-__all__ = ["OwnerRepo", "UserRepo"]
+class LeaseRepo:
+    """Turn leases by thread: the only cross-process coordination the service needs.
+
+    Every change is one conditional statement, so two processes racing for a thread agree
+    on one winner whatever the backend (the primary key refuses a second insert; a takeover
+    only succeeds where the old holder's lease has expired).
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def acquire(self, lease: TurnLease, now: float) -> TurnLease | None:
+        """Insert `lease`, or take over an expired one; the live holder's row when refused."""
+        taken = self.s.execute(
+            sa.update(TurnLease).where(TurnLease.thread_id == lease.thread_id,
+                                       TurnLease.expires_at <= now)
+            .values(owner_id=lease.owner_id, holder=lease.holder, process=lease.process,
+                    started_at=lease.started_at, expires_at=lease.expires_at,
+                    cancel_requested=False))
+        if taken.rowcount:
+            return None
+        current = self.s.get(TurnLease, lease.thread_id)
+        if current is not None:
+            return current
+        self.s.add(lease)
+        self.s.flush()
+        return None
+
+    def renew(self, thread_id: str, holder: str, expires_at: float) -> bool | None:
+        """Extend a held lease. Returns its cancel flag, or None when the lease was lost."""
+        res = self.s.execute(
+            sa.update(TurnLease).where(TurnLease.thread_id == thread_id,
+                                       TurnLease.holder == holder)
+            .values(expires_at=expires_at))
+        if not res.rowcount:
+            return None
+        return bool(self.s.scalars(sa.select(TurnLease.cancel_requested)
+                                   .where(TurnLease.thread_id == thread_id)).one())
+
+    def cancel_requested(self, thread_id: str, holder: str) -> bool | None:
+        """The cancel flag of a held lease, or None when the lease was lost."""
+        flag = self.s.scalars(sa.select(TurnLease.cancel_requested).where(
+            TurnLease.thread_id == thread_id, TurnLease.holder == holder)).one_or_none()
+        return None if flag is None else bool(flag)
+
+    def release(self, thread_id: str, holder: str) -> None:
+        self.s.execute(sa.delete(TurnLease).where(TurnLease.thread_id == thread_id,
+                                                  TurnLease.holder == holder))
+
+
+__all__ = ["LeaseRepo", "OwnerRepo", "UserRepo"]

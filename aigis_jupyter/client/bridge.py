@@ -1,6 +1,5 @@
-"""The door front ends use to reach the service: in-process (local mode) for now.
+"""Synchronous doors (magics, widgets, CLI) over the asyncio event stream.
 
-Front doors are synchronous (magics, widgets, CLI) while the agent streams with asyncio;
 `stream_sync` bridges the two through one long-lived event loop thread, so loop-bound
 resources (async checkpointers, HTTP clients) are created once and reused across turns.
 """
@@ -8,44 +7,14 @@ resources (async checkpointers, HTTP clients) are created once and reused across
 from __future__ import annotations
 
 import asyncio
-import getpass
-import os
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .service import AigisService, UserScope
-    from .settings import Settings
+from typing import Any
 
 _DONE = object()
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
-_services: dict[str, AigisService] = {}
-
-
-def current_username() -> str:
-    """The person this process acts for: the hub user if any, else the OS account."""
-    return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
-
-
-def local_service(settings: Settings | None = None) -> AigisService:
-    """One service per store URL and process: the store and engines are shared, not reopened."""
-    from .service import AigisService
-    from .settings import Settings
-
-    settings = settings or Settings.from_env()
-    with _lock:
-        svc = _services.get(settings.store_url)
-        if svc is None:
-            svc = _services[settings.store_url] = AigisService(settings)
-        return svc
-
-
-def local_scope(settings: Settings | None = None, username: str | None = None) -> UserScope:
-    """The local user's scope; in local mode the one person at the keyboard is the admin."""
-    return local_service(settings).user(username or current_username(), is_admin=True)
 
 
 def background_loop() -> asyncio.AbstractEventLoop:

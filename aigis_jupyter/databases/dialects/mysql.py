@@ -1,0 +1,256 @@
+"""MySQL and MariaDB through PyMySQL.
+
+Layer 2 of the guard here: `SET SESSION TRANSACTION READ ONLY` + `START TRANSACTION READ
+ONLY`, a server statement timeout (`max_statement_time` in seconds on MariaDB,
+`max_execution_time` in ms on MySQL) and a driver that never sends multi-statements. Rows
+stream through an unbuffered cursor; a cancel is a `KILL QUERY` from a second connection.
+
+Catalog: `information_schema` columns, tables and key usage in one query. Fingerprint:
+there is no change counter, so the server sums CRC32s of the column, key and table rows;
+only a few bytes cross the network.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ...errors import DatabaseError, QueryCancelled, QueryTimeout, SQLRefused
+from ...scrub import scrub
+from .. import runs, suggest
+from ..catalog import Column, ForeignKey, Table
+from ..engines import ConnectionSpec, Dialect, register_dialect
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+__all__ = ["MySQLDialect"]
+
+_CATALOG = """
+SELECT 'c' AS kind, c.TABLE_NAME AS tname, t.TABLE_TYPE AS ttype, c.ORDINAL_POSITION AS pos,
+       c.COLUMN_NAME AS cname, c.COLUMN_TYPE AS ctype, c.IS_NULLABLE AS nullable,
+       c.COLUMN_COMMENT AS ccomment, t.TABLE_COMMENT AS tcomment,
+       NULL AS kname, NULL AS rschema, NULL AS rtable, NULL AS rcol
+FROM information_schema.COLUMNS c
+JOIN information_schema.TABLES t
+  ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME
+WHERE c.TABLE_SCHEMA = DATABASE()
+UNION ALL
+SELECT CASE WHEN k.CONSTRAINT_NAME = 'PRIMARY' THEN 'p' ELSE 'f' END, k.TABLE_NAME, NULL,
+       k.ORDINAL_POSITION, k.COLUMN_NAME, NULL, NULL, NULL, NULL,
+       k.CONSTRAINT_NAME, k.REFERENCED_TABLE_SCHEMA, k.REFERENCED_TABLE_NAME,
+       k.REFERENCED_COLUMN_NAME
+FROM information_schema.KEY_COLUMN_USAGE k
+WHERE k.TABLE_SCHEMA = DATABASE()
+  AND (k.CONSTRAINT_NAME = 'PRIMARY' OR k.REFERENCED_TABLE_NAME IS NOT NULL)
+ORDER BY 2, 1, 10, 4
+"""
+
+_FINGERPRINT = """
+SELECT DATABASE(),
+  (SELECT CONCAT(COUNT(*), '/', COALESCE(SUM(CRC32(CONCAT_WS('|', TABLE_NAME, COLUMN_NAME,
+          ORDINAL_POSITION, COLUMN_TYPE, IS_NULLABLE, COLUMN_COMMENT))), 0))
+     FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()),
+  (SELECT CONCAT(COUNT(*), '/', COALESCE(SUM(CRC32(CONCAT_WS('|', TABLE_NAME, COLUMN_NAME,
+          CONSTRAINT_NAME, ORDINAL_POSITION, REFERENCED_TABLE_NAME,
+          REFERENCED_COLUMN_NAME))), 0))
+     FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = DATABASE()),
+  (SELECT CONCAT(COUNT(*), '/', COALESCE(SUM(CRC32(CONCAT_WS('|', TABLE_NAME, TABLE_TYPE,
+          TABLE_COMMENT))), 0))
+     FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE())
+"""
+
+#: Driver error codes of a failed connection, and what they mean.
+_CONNECT_CODES = {1045: "auth", 1049: "unknown_database", 1044: "no_access",
+                  2003: "unreachable", 2005: "unreachable", 2006: "unreachable",
+                  2013: "unreachable"}
+
+
+def _s(v: Any) -> Any:
+    """MariaDB may hand information_schema text back as bytes."""
+    return v.decode() if isinstance(v, bytes | bytearray) else v
+
+
+def _pymysql_error(exc: BaseException) -> BaseException | None:
+    orig = getattr(exc, "orig", None) or exc
+    return orig if type(orig).__module__.startswith("pymysql") else None
+
+
+def _abandon(cur: Any) -> None:
+    """Forget an unbuffered result so closing the cursor does not drain the wire."""
+    result = getattr(cur, "_result", None)
+    if result is not None:
+        result.unbuffered_active = False
+
+
+def _kill(engine: Engine, thread_id: int) -> None:
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute(f"KILL QUERY {int(thread_id)}")
+        cur.close()
+    finally:
+        raw.close()
+
+
+@dataclass(frozen=True)
+class MySQLDialect(Dialect):
+    """MySQL/MariaDB: one read-only transaction and a server timeout per statement."""
+
+    def connect_args(self, spec: ConnectionSpec) -> dict[str, Any]:
+        args = super().connect_args(spec)
+        args["charset"] = spec.options.get("charset", "utf8mb4")
+        # PyMySQL never asks for multi-statements unless told through client_flag,
+        # which is not a passable option; LOAD DATA LOCAL stays off too.
+        args["local_infile"] = False
+        return args
+
+    def run(self, engine: Engine, spec: ConnectionSpec, stmt: str, *, max_rows: int,
+            run: runs.Run, read_only: bool, as_query: bool) -> runs.Fetched:
+        import pymysql
+        from pymysql.cursors import SSCursor
+
+        raw = runs.checkout(engine, spec)
+        my: pymysql.Connection[Any] = raw.driver_connection
+        discard = False  # a killed, timed-out or half-read connection is dropped, not reused
+        cur = None
+        try:
+            mariadb = "mariadb" in (my.get_server_info() or "").lower()
+            with my.cursor() as c:
+                c.execute("SET SESSION TRANSACTION READ ONLY" if read_only
+                          else "SET SESSION TRANSACTION READ WRITE")
+                if mariadb:
+                    c.execute(f"SET SESSION max_statement_time = {run.timeout_s:.3f}")
+                else:
+                    c.execute("SET SESSION max_execution_time = "
+                              f"{max(1, int(run.timeout_s * 1000))}")
+                c.execute("START TRANSACTION READ ONLY" if read_only else "START TRANSACTION")
+            thread_id = my.thread_id()
+            cur = SSCursor(my)
+            with run.interruptible(lambda: _kill(engine, thread_id)):
+                try:
+                    cur.execute(stmt)
+                    fetched = runs.read_cursor(cur, max_rows, run)
+                except BaseException:
+                    discard = True
+                    raise
+            if fetched.truncated:
+                discard = True  # unread rows are still on the wire: drop the connection
+            else:
+                cur.close()
+                if read_only:
+                    my.rollback()
+                else:
+                    my.commit()
+            return fetched
+        except pymysql.Error as exc:
+            err = self.map_error(exc, run, engine, spec)
+            if isinstance(err, QueryTimeout | QueryCancelled):
+                discard = True
+            else:  # an ordinary SQL error leaves the connection usable
+                try:
+                    my.rollback()
+                    discard = False
+                except Exception:
+                    discard = True
+            raise err from None
+        finally:
+            if discard:
+                _abandon(cur)
+                raw.invalidate()
+            raw.close()
+
+    def map_error(self, exc: BaseException, run: runs.Run, engine: Engine,
+                  spec: ConnectionSpec) -> Exception:
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        msg = scrub(str(exc.args[1]) if len(exc.args) > 1 else str(exc), [spec.password])
+        if code in (1317, 1969, 3024) or run.token.cancelled or run.timed_out:
+            if code == 1969 or code == 3024:
+                return run.timeout_error()
+            return run.stop_error()
+        if code == 1792 or code == 1290:
+            return SQLRefused(
+                f"The database refused it: this connection is read-only ({msg}). Only "
+                "queries can run here.")
+        if code == 1146:
+            m = re.search(r"Table '(?:[^'.]+\.)?([^']+)' doesn't exist", msg)
+            return suggest.unknown_table(m.group(1) if m else msg, engine, spec)
+        if code == 1054:
+            m = re.search(r"Unknown column '([^']+)'", msg)
+            return suggest.unknown_column(m.group(1) if m else "", msg, engine, spec)
+        if code in (1044, 1142, 1143, 1227):
+            return DatabaseError(f"Permission denied: {msg}. Ask the database owner for "
+                                 "access.", reason="permission_denied")
+        if code in (2003, 2006, 2013):
+            return DatabaseError(f"The database connection failed: {msg}. Try again.")
+        return DatabaseError(f"The database rejected the SQL: {msg}", reason="query_error")
+
+    def fingerprint(self, engine: Engine, spec: ConnectionSpec) -> tuple[list[str], str | None]:
+        row = runs.catalog_rows(engine, spec, _FINGERPRINT)[0]
+        return [str(v) for v in row], None
+
+    def catalog(self, engine: Engine, spec: ConnectionSpec) -> list[Table]:
+        rows = runs.catalog_rows(engine, spec, _CATALOG)
+        tables: dict[str, Table] = {}
+        pks: dict[str, set[str]] = {}
+        fks: dict[tuple[str, str], ForeignKey] = {}
+
+        def table(name: str, kind: str = "table") -> Table:
+            t = tables.get(name)
+            if t is None:
+                t = tables[name] = Table(name=name, schema=None, columns=[], kind=kind)
+            return t
+
+        for (kind, tname, ttype, _pos, cname, ctype, nullable, ccomment, tcomment, kname,
+             rschema, rtable, rcol) in rows:
+            kind, tname = _s(kind), _s(tname)
+            if kind == "c":
+                is_view = _s(ttype) == "VIEW"
+                t = table(tname, "view" if is_view else "table")
+                t.columns.append(Column(_s(cname), _s(ctype), _s(nullable) == "YES", False,
+                                        _s(ccomment) or None))
+                if tcomment and not is_view:
+                    t.comment = _s(tcomment)
+            elif kind == "p":
+                pks.setdefault(tname, set()).add(_s(cname))
+            else:
+                fk = fks.get((tname, _s(kname)))
+                if fk is None:
+                    fk = fks[(tname, _s(kname))] = ForeignKey([], _s(rtable), [], _s(rschema),
+                                                              _s(kname))
+                    table(tname).foreign_keys.append(fk)
+                fk.columns.append(_s(cname))
+                fk.ref_columns.append(_s(rcol))
+        current = engine.url.database
+        for tname, t in tables.items():
+            for c in t.columns:
+                c.primary_key = c.name in pks.get(tname, ())
+            for fk in t.foreign_keys:
+                if fk.ref_schema == current:
+                    fk.ref_schema = None  # same database: render unqualified
+        return list(tables.values())
+
+    def server_version(self, cursor: Any) -> str:
+        cursor.execute("SELECT VERSION()")
+        v = str(cursor.fetchone()[0])
+        return ("MariaDB " if "mariadb" in v.lower() else "MySQL ") + v
+
+    def driver_message(self, exc: BaseException) -> str:
+        orig = _pymysql_error(exc)
+        if orig is not None and len(orig.args) >= 2:
+            return str(orig.args[1])
+        return super().driver_message(exc)
+
+    def connect_failure(self, exc: BaseException) -> str | None:
+        orig = _pymysql_error(exc)
+        if orig is not None and orig.args and isinstance(orig.args[0], int):
+            return _CONNECT_CODES.get(orig.args[0])
+        return None
+
+
+register_dialect(MySQLDialect(
+    name="mysql", label="MySQL/MariaDB", drivername="mysql+pymysql",
+    sqlglot_dialect="mysql", default_port=3306, aliases=("mariadb",),
+    options=("charset", "ssl_ca", "ssl_cert", "ssl_key", "ssl_verify_cert"),
+))

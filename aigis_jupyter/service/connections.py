@@ -1,0 +1,239 @@
+"""A user's connections and the SQL run on them: passwords go in sealed, never come out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import AigisError, BadInput, Conflict, DatabaseError, NotFound, SQLRefused
+from ..scrub import scrub
+from . import validation
+from .base import ScopeBase
+from .contract import ConnectionInfo, ConnectionTest, DemoConnection
+from .rows import connection_info, iso
+
+if TYPE_CHECKING:
+    from ..databases.engines import ConnectionSpec
+    from ..databases.runs import CancelToken, QueryResult
+    from ..store.models import Connection
+
+PASSWORD_PURPOSE = "connection.password"
+AUDIT_SQL_MAX = 20_000
+
+
+def _scrubbed(exc: AigisError, password: str | None) -> AigisError:
+    exc.message = scrub(exc.message, [password])
+    exc.args = (exc.message,)
+    return exc
+
+
+class ConnectionOps(ScopeBase):
+    def list_connections(self) -> list[ConnectionInfo]:
+        with self._session() as s:
+            return [connection_info(c) for c in self._repo(s).connections()]
+
+    def get_connection(self, ref: str) -> ConnectionInfo:
+        with self._session() as s:
+            return connection_info(self._repo(s).connection(ref))
+
+    def _spec(self, row: Connection, password: str | None) -> ConnectionSpec:
+        from ..databases.engines import ConnectionSpec
+
+        return ConnectionSpec(id=row.id, db_type=row.db_type, host=row.host, port=row.port,
+                              database=row.database, username=row.username, password=password,
+                              options=dict(row.options or {}), allow_write=bool(row.allow_write),
+                              version=iso(row.updated_at) or "")
+
+    def _open_password(self, row: Connection) -> str | None:
+        if not row.password_sealed:
+            return None
+        return self.service.vault.open(row.password_sealed, owner_id=row.owner_id, row_id=row.id,
+                                       purpose=PASSWORD_PURPOSE)
+
+    def _seal(self, password: str, row_id: str) -> str:
+        return self.service.vault.seal(password, owner_id=self.user_id, row_id=row_id,
+                                       purpose=PASSWORD_PURPOSE)
+
+    def _test_spec(self, spec: ConnectionSpec, *, keep_engine: bool = False) -> ConnectionTest:
+        """Connect and run a trivial query; the error never carries the password.
+
+        A spec that is not (yet) saved must not leave an engine behind: `keep_engine`
+        only for a stored connection, whose engine the next query reuses.
+        """
+        from ..databases.engines import test_connection
+
+        try:
+            return test_connection(spec, self.service.engines)  # type: ignore[return-value]
+        except AigisError as exc:
+            raise _scrubbed(exc, spec.password) from None
+        finally:
+            if not keep_engine:
+                self.service.engines.dispose(spec.id)
+
+    def connection_spec(self, ref: str) -> ConnectionSpec:
+        """The connection with its clear password: for the executor and agent, never output."""
+        with self._session() as s:
+            row = self._repo(s).connection(ref)
+            return self._spec(row, self._open_password(row))
+
+    def test_connection(self, ref: str) -> ConnectionTest:
+        """Connect and run a trivial query; DatabaseError says what went wrong."""
+        return self._test_spec(self.connection_spec(ref), keep_engine=True)
+
+    def create_connection(self, data: Mapping[str, Any], *,
+                          test: bool = False) -> ConnectionInfo:
+        """Save a connection; with ``test=True`` it is saved only if it connects."""
+        import sqlalchemy as sa
+
+        from ..store.models import Connection, new_id
+
+        if not isinstance(data, Mapping):
+            raise BadInput("A connection must be given as an object of fields.")
+        v = validation.connection(data)
+        now = datetime.now(timezone.utc)
+        row = Connection(id=new_id(), owner_id=self.user_id, name=v["name"],
+                         db_type=v["db_type"], host=v["host"], port=v["port"],
+                         database=v["database"], username=v["username"], options=v["options"],
+                         allow_write=v["allow_write"], created_at=now, updated_at=now)
+        taken = Conflict(f"You already have a connection named {v['name']!r}; pick another "
+                         "name or update that one.")
+        with self._session() as s:
+            if self._repo(s).connection_by_name(v["name"]) is not None:
+                raise taken
+        if test:
+            self._test_spec(self._spec(row, v["password"]))
+        if v["password"]:
+            row.password_sealed = self._seal(v["password"], row.id)
+        try:
+            with self._session() as s:
+                self._repo(s).add_connection(row)
+                return connection_info(row)
+        except sa.exc.IntegrityError:
+            raise taken from None
+
+    def update_connection(self, ref: str, data: Mapping[str, Any], *,
+                          test: bool = False) -> ConnectionInfo:
+        """Change some fields. ``password``: absent or None keeps it, "" removes it."""
+        import sqlalchemy as sa
+
+        if not isinstance(data, Mapping):
+            raise BadInput("Connection changes must be given as an object of fields.")
+        try:
+            with self._session() as s:
+                repo = self._repo(s)
+                row = repo.connection(ref)
+                merged = {k: getattr(row, k) for k in validation.CONNECTION_FIELDS
+                          if k != "password"}
+                merged.update({k: v for k, v in data.items() if k != "password"})
+                if "password" in data:
+                    merged["password"] = data["password"]
+                v = validation.connection(merged)
+                if v["name"] != row.name and repo.connection_by_name(v["name"]) is not None:
+                    raise Conflict(f"You already have a connection named {v['name']!r}.")
+                if v["file_based"]:
+                    password = None
+                elif data.get("password") is None:
+                    password = self._open_password(row)
+                else:
+                    password = v["password"] or None
+                for k in ("name", "db_type", "host", "port", "database", "username", "options",
+                          "allow_write"):
+                    setattr(row, k, v[k])
+                row.updated_at = datetime.now(timezone.utc)
+                row.password_sealed = self._seal(password, row.id) if password else None
+                if test:  # raises before the commit: the stored row stays as it was
+                    self._test_spec(self._spec(row, password))
+                s.flush()
+                out = connection_info(row)
+        except sa.exc.IntegrityError:
+            raise Conflict("You already have a connection with that name.") from None
+        self.service.forget_connection(out["id"])
+        return out
+
+    def delete_connection(self, ref: str) -> None:
+        with self._session() as s:
+            repo = self._repo(s)
+            row = repo.connection(ref)
+            conn_id = row.id
+            repo.delete_connection(row)
+        self.service.forget_connection(conn_id)
+
+    def ensure_demo(self, path: str | None = None, name: str = "demo") -> DemoConnection:
+        """Build the demo database (idempotent) and register it as connection `name`."""
+        from ..demo import build_demo_sqlite
+
+        target = Path(path).expanduser() if path else self.settings.data_dir / "demo.sqlite"
+        target = Path(build_demo_sqlite(target)).resolve()
+        try:
+            existing: ConnectionInfo | None = self.get_connection(name)
+        except NotFound:
+            existing = None
+        wanted = {"db_type": "sqlite", "host": str(target)}
+        if existing is None:
+            conn, status = self.create_connection({"name": name, **wanted}, test=True), "created"
+        elif existing["db_type"] == "sqlite" and existing["host"] == str(target):
+            conn, status = existing, "unchanged"
+        else:
+            conn, status = self.update_connection(name, wanted, test=True), "updated"
+        return {**conn, "status": status}  # type: ignore[typeddict-item]
+
+    def schema(self, ref: str, *, refresh: bool = False) -> dict[str, Any]:
+        """The connection's schema snapshot (tables, columns, keys), from the cache."""
+        from ..databases.schema import snapshot
+
+        spec = self.connection_spec(ref)
+        try:
+            snap = snapshot(self.service.engines.get(spec), spec, refresh=refresh)
+        except AigisError as exc:
+            raise _scrubbed(exc, spec.password) from None
+        return snap.to_dict()
+
+    # -- SQL ----------------------------------------------------------------------------
+    def run_sql(self, ref: str, sql: str, *, max_rows: int | None = None,
+                thread_id: str | None = None, cancel: CancelToken | None = None) -> QueryResult:
+        """Guard, run and audit one statement on one of your connections."""
+        from ..databases.execute import run_query
+
+        if not isinstance(sql, str) or not sql.strip():
+            raise BadInput("No SQL given.")
+        cap = self.settings.max_rows
+        if max_rows is not None:
+            if max_rows < 0:
+                raise BadInput("max_rows must be zero or more.")
+            cap = min(cap, max_rows)
+        with self._session() as s:
+            repo = self._repo(s)
+            if thread_id is not None:
+                repo.thread(thread_id)
+            row = repo.connection(ref)
+            name, db_type = row.name, row.db_type
+            spec = self._spec(row, self._open_password(row))
+        status, rows, error = "error", None, None
+        t0 = time.perf_counter()
+        try:
+            result = run_query(self.service.engines.get(spec), spec, sql, max_rows=cap,
+                               timeout_s=self.settings.statement_timeout_s, cancel=cancel)
+            status, rows = "ok", result.row_count
+        except SQLRefused as exc:
+            status, error = "refused", scrub(exc.message, [spec.password])
+            raise
+        except AigisError as exc:
+            error = scrub(f"{exc.reason}: {exc.message}", [spec.password])
+            raise _scrubbed(exc, spec.password) from None
+        except Exception as exc:
+            error = scrub(f"{exc.__class__.__name__}: {exc}", [spec.password])
+            raise DatabaseError(f"The query failed: {error}") from None
+        finally:
+            with self._session() as s:
+                self._repo(s).add_audit(
+                    username=self.username, connection_id=spec.id, connection_name=name,
+                    db_type=db_type, thread_id=thread_id,
+                    sql=scrub(sql, [spec.password])[:AUDIT_SQL_MAX], status=status,
+                    row_count=rows, duration_ms=round((time.perf_counter() - t0) * 1000, 3),
+                    error=error[:AUDIT_SQL_MAX] if error else None)
+        if thread_id is not None:
+            self.service.turns.remember(self.user_id, thread_id, result)
+        return result

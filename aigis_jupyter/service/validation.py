@@ -1,0 +1,124 @@
+"""Input checks shared by every operation: a bad field is refused with what to change."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import BadInput
+
+CONNECTION_FIELDS = ("name", "db_type", "host", "port", "database", "username", "password",
+                     "options", "allow_write")
+MESSAGE_ROLES = ("user", "assistant", "tool", "system")
+NAME_MAX = 100
+_NAME_RE = re.compile(rf"^[^\x00-\x1f\x7f]{{1,{NAME_MAX}}}$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+def opt_str(data: Mapping[str, Any], key: str, *, max_len: int = 255) -> str | None:
+    """An optional text field, stripped; empty becomes None."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadInput(f"'{key}' must be text, got {type(value).__name__}.")
+    value = value.strip()
+    if len(value) > max_len:
+        raise BadInput(f"'{key}' is too long (at most {max_len} characters).")
+    return value or None
+
+
+def email(value: str | None) -> str | None:
+    if value and not _EMAIL_RE.match(value):
+        raise BadInput(f"{value!r} does not look like an email address.")
+    return value
+
+
+def username(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 255:
+        raise BadInput("A user name (1-255 characters) is required.")
+    return value.strip()
+
+
+def _port(raw: Any) -> int | None:
+    if raw in (None, ""):
+        return None
+    try:
+        port = int(raw)
+        if isinstance(raw, bool) or str(port) != str(raw).strip():
+            raise ValueError
+    except (TypeError, ValueError):
+        raise BadInput(f"'port' must be a whole number, got {raw!r}.") from None
+    if not 1 <= port <= 65535:
+        raise BadInput(f"'port' must be between 1 and 65535, got {port}.")
+    return port
+
+
+def _options(raw: Any) -> dict[str, str]:
+    if not isinstance(raw, Mapping):
+        raise BadInput("'options' must be an object of driver options, e.g. {\"sslmode\": "
+                       "\"require\"}.")
+    options: dict[str, str] = {}
+    for k, v in raw.items():
+        if not isinstance(k, str) or not k or isinstance(v, (dict, list, tuple)) or v is None:
+            raise BadInput(f"Connection option {k!r} must map a name to a plain value.")
+        options[k] = str(v).lower() if isinstance(v, bool) else str(v)
+    return options
+
+
+def connection(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Normalise connection fields; BadInput says exactly which one is wrong and why."""
+    from ..databases.engines import ConnectionSpec, get_dialect
+
+    unknown = sorted(set(data) - set(CONNECTION_FIELDS))
+    if unknown:
+        raise BadInput(f"Unknown connection field(s): {', '.join(unknown)}. "
+                       f"Known fields: {', '.join(CONNECTION_FIELDS)}.")
+    name = opt_str(data, "name", max_len=NAME_MAX)
+    if not name:
+        raise BadInput("A connection needs a 'name' (how you will refer to it, e.g. 'sales').")
+    if not _NAME_RE.match(name):
+        raise BadInput(f"The connection name must be 1-{NAME_MAX} printable characters.")
+    db_type = opt_str(data, "db_type", max_len=32)
+    if not db_type:
+        raise BadInput("A connection needs a 'db_type' (postgres, mysql or sqlite).")
+    dialect = get_dialect(db_type.lower())  # BadInput listing the known types
+    host = opt_str(data, "host", max_len=1024)
+    port = _port(data.get("port"))
+    database = opt_str(data, "database")
+    user = opt_str(data, "username")
+    password = data.get("password")
+    if password is not None and not isinstance(password, str):
+        raise BadInput("'password' must be text.")
+    allow_write = data.get("allow_write", False)
+    if allow_write is None:
+        allow_write = False
+    if not isinstance(allow_write, bool):
+        raise BadInput("'allow_write' must be true or false.")
+    options = _options(data.get("options") or {})
+
+    db_type = dialect.name  # aliases (postgresql, mariadb, sqlite3) become the registry key
+    if dialect.file_based:
+        if not host:
+            raise BadInput(f"A {db_type} connection needs 'host' set to the database file's "
+                           "path.")
+        host = os.path.abspath(os.path.expanduser(host))
+        port = database = user = None
+        password = None
+    else:
+        if not host:
+            raise BadInput(f"A {db_type} connection needs a 'host' (server name or address).")
+        if any(ch.isspace() for ch in host) or "/" in host:
+            raise BadInput(f"'host' must be a server name or address, got {host!r}.")
+        database = database or dialect.default_database
+        if not database:
+            raise BadInput(f"A {db_type} connection needs a 'database' (the database to open "
+                           "on that server).")
+        if port is None:
+            port = dialect.default_port
+    dialect.check_options(ConnectionSpec(id="", db_type=db_type, options=options))
+    return {"name": name, "db_type": db_type, "host": host, "port": port, "database": database,
+            "username": user, "password": password, "options": options,
+            "allow_write": allow_write, "file_based": bool(dialect.file_based)}

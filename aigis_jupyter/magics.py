@@ -25,7 +25,7 @@ from traitlets import Bool, Float, Int
 from traitlets.config import Configurable
 
 from .errors import AigisError, BadInput
-from .rendering import TurnView, chart_bundle, error_html, error_message
+from .rendering import TurnView, chart_bundle, error_html, error_message, schema_frame
 
 if TYPE_CHECKING:
     from .service.contract import ServiceAPI
@@ -38,12 +38,16 @@ HELP = """\
 
 %aigis connections list | test NAME | use NAME | remove NAME
 %aigis connections add NAME --type postgres|mysql|sqlite [--host H] [--port P]
-                       [--database D] [--user U] [--password] [--allow-write] [--replace]
+                       [--database D] [--username U] [--password] [--allow-write]
+                       [--replace]
                                 (--password prompts; the password is never shown or saved here)
 %aigis model list | use NAME
 %aigis thread new [NAME] | list | use NAME | history
+%aigis schema [TABLE] [--conn NAME]
+                                tables with row counts, or one table's columns and keys
 %aigis demo [PATH]              build the demo database and register it as 'demo'
 %aigis sql                      the last SQL that ran
+%aigis sql STATEMENT            run your own SQL through the same guard (or %%aigis sql)
 %aigis chat                     a chat widget (ipywidgets)
 %aigis help
 """
@@ -134,6 +138,8 @@ class AigisMagics(Magics, Configurable):
     def aigis(self, line: str = "", cell: str | None = None) -> Any:
         """Ask your database a question (cell) or manage connections, models, threads (line)."""
         try:
+            if cell is not None and line.split()[:1] == ["sql"]:
+                return self._run_sql(cell.strip() or line.split(None, 1)[-1])
             if cell is None:
                 return self._line(line)
             try:
@@ -201,8 +207,8 @@ class AigisMagics(Magics, Configurable):
             self.last_sql = view.sql
         if view.error:
             raise AigisCellError(f"The question failed: {error_message(view.error)}")
-        if args.sql_only or view.table is None:
-            return None
+        if args.sql_only or view.table is None or not view.sql:
+            return None  # nothing ran (SQL only, or answered from the schema)
         df = self.scope.last_result(tid)
         if df is None:
             return None
@@ -213,6 +219,9 @@ class AigisMagics(Magics, Configurable):
     # -- line subcommands --------------------------------------------------------------
 
     def _line(self, line: str) -> Any:
+        head, _, statement = line.strip().partition(" ")
+        if head == "sql" and statement.strip():  # SQL keeps its quotes: no shell splitting
+            return self._run_sql(statement)
         words = shlex.split(line)
         if not words or words[0] in ("help", "-h", "--help"):
             print(HELP)
@@ -228,6 +237,7 @@ class AigisMagics(Magics, Configurable):
             "thread": self._thread,
             "threads": self._thread,
             "sql": self._sql,
+            "schema": self._schema,
             "chat": self._chat,
             "demo": self._demo,
         }.get(cmd)
@@ -318,7 +328,8 @@ class AigisMagics(Magics, Configurable):
             print(f"New thread {self._thread_id}.")
             return None
         if sub == "list":
-            return _frame(self.scope.list_threads(), ["id", "title", "model_name", "updated_at"])
+            return _frame(self.scope.list_threads(),
+                          ["title", "connection_name", "model_name", "updated_at", "id"])
         if sub == "use" and len(rest) > 1:
             self.thread_id(rest[1])
             return None
@@ -334,6 +345,38 @@ class AigisMagics(Magics, Configurable):
             return None
         display(HTML(f"<pre><code>{_esc(self.last_sql)}</code></pre>"))
         return None
+
+    def _connection_ref(self) -> str:
+        """The connection this notebook asks: its thread's, else the one it picked."""
+        thread = self.scope.get_thread(self.thread_id())
+        ref = thread["connection_id"] or self.default_connection
+        if not ref:
+            raise BadInput("This thread has no connection yet.",
+                           action={"kind": "pick_connection"})
+        return ref
+
+    def _run_sql(self, statement: str) -> Any:
+        """Your own SQL, through the guard, the row cap and the audit like the agent's."""
+        tid = self.thread_id()
+        res = self.scope.run_sql(self._connection_ref(), statement, thread_id=tid)
+        self.last_sql = res.sql
+        if res.truncated:
+            print(f"Showing the first {res.row_count} rows (the row cap); narrow the query.")
+        return res.df
+
+    def _schema(self, rest: list[str]) -> Any:
+        p = _Parser(prog="%aigis schema", add_help=False)
+        p.add_argument("table", nargs="?")
+        p.add_argument("--conn", "-c")
+        p.add_argument("--refresh", action="store_true")
+        try:
+            a = p.parse_args(rest)
+        except _ArgError as exc:
+            raise BadInput(str(exc)) from exc
+        info = self.scope.schema(a.conn or self._connection_ref(), refresh=a.refresh)
+        if not info["rows_exact"] and a.table is None:
+            print("Row counts are the server's estimates.")
+        return schema_frame(info, a.table)
 
     def _demo(self, rest: list[str]) -> Any:
         conn = self.scope.ensure_demo(rest[0] if rest else None)
@@ -370,6 +413,7 @@ _SUBCOMMANDS = {
     "model": ["list", "use"],
     "thread": ["new", "list", "use", "history"],
     "sql": [],
+    "schema": [],
     "chat": [],
     "demo": [],
     "help": [],

@@ -29,8 +29,14 @@ _STYLE = (
     "<style>.aigis-turn{font-family:var(--jp-ui-font-family,sans-serif);line-height:1.45}"
     ".aigis-status{color:#666;font-size:90%}.aigis-error{color:#b00020;border-left:3px solid"
     " #b00020;padding:2px 8px;margin:4px 0}.aigis-answer{white-space:pre-wrap;margin:4px 0}"
-    ".aigis-turn pre{background:rgba(127,127,127,.08);padding:6px;overflow:auto}</style>"
+    ".aigis-turn pre{background:rgba(127,127,127,.08);padding:6px;overflow:auto}"
+    ".aigis-spinner{display:inline-block;width:.8em;height:.8em;margin-right:.4em;"
+    "vertical-align:-.1em;border:2px solid currentColor;border-right-color:transparent;"
+    "border-radius:50%;animation:aigis-spin .8s linear infinite}"
+    "@keyframes aigis-spin{to{transform:rotate(360deg)}}</style>"
 )
+#: Answers quote money ("$49.00 … $6.00"): the notebook's math typesetter must leave them be.
+_NO_MATH = "tex2jax_ignore mathjax_ignore"
 
 
 def action_text(action: Mapping[str, Any] | None) -> str:
@@ -62,6 +68,14 @@ def action_text(action: Mapping[str, Any] | None) -> str:
     return ""
 
 
+def thread_label(thread: Mapping[str, Any]) -> str:
+    """A thread as a person tells it apart: its title, its connection and when it was used."""
+    when = str(thread.get("updated_at") or thread.get("created_at") or "")[:16].replace("T", " ")
+    parts = [thread.get("title") or "untitled", thread.get("connection_name") or "no connection",
+             when]
+    return " · ".join(str(p) for p in parts if p)
+
+
 def error_message(error: Mapping[str, Any]) -> str:
     """An error event (or `AigisError.to_dict()`) as one notebook sentence."""
     return " ".join(p for p in (str(error.get("message") or ""),
@@ -79,9 +93,10 @@ class TurnView(TurnRecord):
         return PHASES.get(self.phase or "", "Thinking…")
 
     def html(self, *, with_table: bool = False) -> str:
-        parts = [_STYLE, '<div class="aigis-turn">']
+        parts = [_STYLE, f'<div class="aigis-turn {_NO_MATH}">']
         if self.status_text:
-            parts.append(f'<div class="aigis-status">⏳ {html.escape(self.status_text)}</div>')
+            parts.append('<div class="aigis-status"><span class="aigis-spinner"></span>'
+                         f"{html.escape(self.status_text)}</div>")
         if self.error:
             parts.append(f'<div class="aigis-error">⚠ {html.escape(error_message(self.error))}'
                          "</div>")
@@ -150,6 +165,40 @@ def chart_bundle(spec: dict[str, Any]) -> dict[str, Any]:
 def error_html(message: str) -> dict[str, str]:
     """A short readable error, never a traceback wall."""
     return {
-        "text/html": f'{_STYLE}<div class="aigis-error">⚠ {html.escape(message)}</div>',
+        "text/html": f'{_STYLE}<div class="aigis-error {_NO_MATH}">⚠ {html.escape(message)}</div>',
         "text/plain": f"Error: {message}",
     }
+
+
+def schema_frame(info: Mapping[str, Any], table: str | None = None) -> Any:
+    """A schema as a DataFrame: one row per table, or per column of `table`."""
+    import pandas as pd
+
+    from .errors import BadInput
+
+    tables = list(info.get("tables") or [])
+    if table is None:
+        rows = [{"table": t["qualified"], "kind": t["kind"], "rows": t["rows"],
+                 "columns": len(t["columns"]),
+                 "primary key": ", ".join(c["name"] for c in t["columns"] if c["primary_key"]),
+                 "references": ", ".join(sorted({fk["ref_table"] for fk in t["foreign_keys"]})),
+                 "comment": t.get("comment") or ""} for t in tables]
+        return pd.DataFrame(rows, columns=["table", "kind", "rows", "columns", "primary key",
+                                           "references", "comment"])
+    want = table.lower()
+    found = next((t for t in tables if want in (t["qualified"].lower(), t["name"].lower())), None)
+    if found is None:
+        import difflib
+
+        names = [t["qualified"] for t in tables]
+        close = difflib.get_close_matches(table, names, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(close)}?" if close else f" Tables: {', '.join(names)}."
+        raise BadInput(f"There is no table {table!r} here.{hint}")
+    refs = {c: f"{fk['ref_table']}.{rc}" for fk in found["foreign_keys"]
+            for c, rc in zip(fk["columns"], fk["ref_columns"], strict=False)}
+    rows = [{"column": c["name"], "type": c["type"], "nullable": c["nullable"],
+             "key": "PK" if c["primary_key"] else ("FK" if c["name"] in refs else ""),
+             "references": refs.get(c["name"], ""), "comment": c.get("comment") or ""}
+            for c in found["columns"]]
+    return pd.DataFrame(rows, columns=["column", "type", "nullable", "key", "references",
+                                       "comment"])

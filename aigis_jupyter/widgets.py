@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from .errors import AigisError
-from .rendering import TurnView, chart_bundle, error_message, table_html
+from .rendering import TurnView, chart_bundle, error_message, table_html, thread_label
 
 if TYPE_CHECKING:
     from .service.contract import ServiceAPI
@@ -68,7 +68,7 @@ class ChatWidget(w.VBox):
         if not threads:
             threads = [self.scope.create_thread(title="chat")]
         current = self.thread.value
-        self.thread.options = [(t.get("title") or t["id"][:8], t["id"]) for t in threads]
+        self.thread.options = [(thread_label(t), t["id"]) for t in threads]  # newest first
         ids = [t["id"] for t in threads]
         self.thread.value = current if current in ids else ids[0]
         self._sync_pickers()
@@ -84,7 +84,7 @@ class ChatWidget(w.VBox):
 
     def _create_thread(self) -> None:
         t = self.scope.create_thread(title=f"chat {len(self.thread.options) + 1}")
-        self.thread.options = [*self.thread.options, (t["title"], t["id"])]
+        self.thread.options = [(thread_label(t), t["id"]), *self.thread.options]
         self.thread.value = t["id"]
 
     def _show_history(self) -> None:

@@ -297,3 +297,73 @@ def test_tab_completion(env):
     assert "use" in complete(magics, "%aigis connections ")
     assert complete(magics, "%aigis connections use d") == ["demo"]
     assert "local" in complete(magics, "%aigis model use ")
+
+
+def test_schema_command_lists_tables_with_rows_and_one_tables_columns(env, demo_db):
+    shell, _rec, _m, _scope, _script = env
+    shell.run_cell("%aigis connections use demo")
+    tables = shell.run_cell("%aigis schema").result
+    assert set(tables["table"]) >= {"customers", "orders", "order_items"}
+    counts = dict(zip(tables["table"], tables["rows"], strict=True))
+    assert counts["customers"] == demo_count(demo_db, "SELECT COUNT(*) FROM customers")
+    cols = shell.run_cell("%aigis schema orders").result
+    assert "customer_id" in list(cols["column"])
+    row = cols.set_index("column").loc["customer_id"]
+    assert row["key"] == "FK" and row["references"] == "customers.customer_id"
+    res = shell.run_cell("%aigis schema order")
+    assert isinstance(res.error_in_exec, UsageError)
+    assert "Did you mean orders" in str(res.error_in_exec)
+
+
+def test_sql_runs_through_the_guard_and_a_write_is_refused(env, demo_db):
+    shell, _rec, magics, scope, _script = env
+    shell.run_cell("%aigis connections use demo")
+    before = demo_count(demo_db, "SELECT COUNT(*) FROM customers")
+    res = shell.run_cell("%aigis sql DELETE FROM customers")
+    assert isinstance(res.error_in_exec, UsageError) and "Only read queries" in str(res.error_in_exec)
+    df = shell.run_cell("%%aigis sql\nSELECT COUNT(*) AS n FROM customers WHERE segment <> 'x'").result
+    assert int(df.iloc[0, 0]) == before == demo_count(demo_db, "SELECT COUNT(*) FROM customers")
+    assert magics.last_sql and "segment <> 'x'" in magics.last_sql  # quotes kept
+    statuses = [a["status"] for a in scope.audit_log()]
+    assert statuses[:2] == ["ok", "refused"]  # both audited, newest first
+
+
+def test_no_connection_says_which_command_picks_one(env):
+    shell, _rec, _m, _scope, _script = env
+    res = shell.run_cell("%aigis schema")
+    assert isinstance(res.error_in_exec, UsageError)
+    assert "%aigis connections use NAME" in str(res.error_in_exec)
+
+
+def test_answers_keep_dollar_signs_out_of_math_and_spin_without_emoji(env):
+    from aigis_jupyter.rendering import TurnView
+
+    view = TurnView()
+    view.feed({"type": "status", "phase": "sql"})
+    html = view.html()
+    assert "⏳" not in html and "aigis-spinner" in html
+    view.feed({"type": "chunk", "content": "Prices run from $49.00 to $6.00."})
+    view.feed({"type": "end", "full_response": ""})
+    html = view.html()
+    assert "$49.00 to $6.00" in html and "tex2jax_ignore" in html and "mathjax_ignore" in html
+
+
+def test_thread_labels_tell_threads_apart(env):
+    _shell, _rec, _m, scope, _script = env
+    from aigis_jupyter.widgets import ChatWidget
+
+    for _ in range(3):
+        scope.create_thread(title="quickstart", connection="demo")
+    scope.create_thread(title="quickstart")
+    w = ChatWidget(scope)
+    labels = [label for label, _id in w.thread.options]
+    assert len(set(labels)) == len(labels) or all("·" in lab for lab in labels)
+    assert labels[0].startswith("quickstart · no connection")  # newest first
+    assert all(lab.startswith("quickstart · ") for lab in labels)
+
+
+@pytest.mark.parametrize("flag", ["--user", "--username"])
+def test_user_and_username_are_one_option(env, flag, demo_db):
+    shell, _rec, _m, scope, _script = env
+    shell.run_cell(f"%aigis connections add lite --type sqlite --host {demo_db} {flag} me")
+    assert "lite" in [c["name"] for c in scope.list_connections()]

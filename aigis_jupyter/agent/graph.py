@@ -14,20 +14,14 @@ keeps the preview that was shown.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import json
-import os
 import re
-import threading
 import uuid
-from dataclasses import dataclass, field
-from typing import Annotated, Any, TypedDict
+from typing import Any
 
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
-from langgraph.graph.message import add_messages
 from langgraph.runtime import Runtime
 
 from .. import charts
@@ -38,182 +32,14 @@ from ..errors import (
     QueryCancelled,
     QueryTimeout,
     SQLRefused,
-    action,
 )
-from ..scrub import scrub
-from . import events, prompts
-from .deps import AgentDeps
+from . import describe, events, grounding, prompts
 from .sqltext import complete_group_by, extract_sql
+from .turn import AigisState, TurnContext, call_model, text_of
 
 #: Max tokens the embedded model may write for SQL and for the answer.
 LOCAL_SQL_TOKENS = 160
 LOCAL_ANSWER_TOKENS = 120
-#: Wall-clock limit for one model call, however fast its tokens trickle in.
-MODEL_CALL_TIMEOUT_S = 180.0
-_KEY_VARS = ("OPENAI_API_KEY", "DEEPSEEK_API_KEY", "GOOGLE_API_KEY")
-
-
-class AigisState(TypedDict, total=False):
-    """Checkpointed per thread. Turn-scoped keys are reset by each new question."""
-
-    messages: Annotated[list[AnyMessage], add_messages]
-    model_name: str | None
-    db_schema: str | None
-    connection: str | None
-    sql_result: dict[str, Any] | None
-    chart: dict[str, Any] | None
-    # turn-scoped
-    question: str
-    want_chart: bool
-    sql_only: bool
-    error: dict[str, str] | None
-
-
-@dataclass
-class TurnContext:
-    """Everything a turn needs that must not be checkpointed (objects, the DataFrame)."""
-
-    deps: AgentDeps
-    model: Any  # BaseChatModel
-    info: Any  # ModelInfo
-    settings: Any
-    thread_id: str
-    cancel: Any | None = None
-    chart_enabled: bool = True
-    callbacks: list[Any] = field(default_factory=list)
-    result: Any = None  # the QueryResult of this turn
-    chart_title: str | None = None
-    secrets: tuple[str, ...] = ()
-    schema: Any = None  # the SchemaContext of this turn (context.schema_context)
-
-    @property
-    def cancelled(self) -> bool:
-        return bool(self.cancel is not None and getattr(self.cancel, "cancelled", False))
-
-    def check_cancel(self) -> None:
-        if self.cancelled:
-            raise QueryCancelled(
-                "The question was cancelled; the thread is ready for the next one."
-            )
-
-    def scrub(self, text: str) -> str:
-        return scrub(text, self.secrets)
-
-
-def secrets_from_env(registry: Any = None) -> tuple[str, ...]:
-    """Key values that must never appear in an event (provider errors sometimes echo them)."""
-    names = list(_KEY_VARS)
-    settings = getattr(registry, "settings", None)
-    for cfg in (getattr(settings, "extra_models", None) or {}).values():
-        if cfg.get("api_key_env"):
-            names.append(cfg["api_key_env"])
-    return tuple(v for n in names if (v := os.environ.get(n)))
-
-
-# --- talking to the model --------------------------------------------------------------
-
-
-def _text_of(content: Any) -> str:
-    """Text of a message chunk; reasoning/thinking blocks of some providers are dropped."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        out = []
-        for block in content:
-            if isinstance(block, str):
-                out.append(block)
-            elif isinstance(block, dict) and block.get("type") == "text":
-                out.append(str(block.get("text") or ""))
-        return "".join(out)
-    return str(content or "")
-
-
-def _model_failure(ctx: TurnContext, exc: BaseException) -> ModelError:
-    detail = ctx.scrub(" ".join(str(exc).split()))[:300] or type(exc).__name__
-    return ModelError(
-        f"The model '{ctx.info.name}' failed: {detail}. Try again, or pick another model.",
-        action=action("pick_model", choices=[]),
-    )
-
-
-async def call_model(
-    ctx: TurnContext,
-    messages: list[BaseMessage],
-    *,
-    node: str,
-    stop: list[str] | None = None,
-    max_tokens: int | None = None,
-    on_text: Any = None,
-    timeout_s: float | None = None,
-) -> str:
-    """Stream one model call in a worker thread; hand each piece of text to `on_text`.
-
-    A thread (rather than the model's async API) keeps loop-bound HTTP clients out of the
-    picture and lets a cancel stop the wait at once; the producer notices at its next token.
-    """
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-    halt = threading.Event()
-    kwargs: dict[str, Any] = {}
-    if stop and ctx.info.prompt_style == "completion":
-        kwargs["stop"] = stop
-    if max_tokens and ctx.info.provider == "llama_cpp":
-        kwargs["max_tokens"] = max_tokens
-    config = {
-        "callbacks": list(ctx.callbacks),
-        "run_name": f"aigis.{node}",
-        "tags": ["aigis", node],
-        "metadata": {"thread_id": ctx.thread_id, "model": ctx.info.name},
-    }
-
-    def put(item: tuple[str, Any]) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-
-    def produce() -> None:
-        try:
-            for piece in ctx.model.stream(messages, config=config, **kwargs):
-                if halt.is_set():
-                    break
-                text = _text_of(getattr(piece, "content", piece))
-                if text:
-                    put(("text", text))
-            put(("done", None))
-        except BaseException as exc:
-            put(("error", exc))
-
-    worker = contextvars.copy_context()
-    loop.run_in_executor(None, worker.run, produce)
-    parts: list[str] = []
-    deadline = loop.time() + float(timeout_s or MODEL_CALL_TIMEOUT_S)
-    try:
-        while True:
-            try:
-                kind, value = await asyncio.wait_for(queue.get(), timeout=0.1)
-            except asyncio.TimeoutError:
-                ctx.check_cancel()
-                if loop.time() > deadline:
-                    raise ModelError(
-                        f"The model '{ctx.info.name}' did not finish within "
-                        f"{timeout_s or MODEL_CALL_TIMEOUT_S:.0f} s. Try again, or pick a faster "
-                        "model.", action=action("pick_model", choices=[]),
-                    ) from None
-                continue
-            if kind == "done":
-                break
-            if kind == "error":
-                if isinstance(value, AigisError):
-                    raise value
-                raise _model_failure(ctx, value) from value
-            parts.append(value)
-            if on_text is not None:
-                on_text(value)
-            ctx.check_cancel()
-    finally:
-        halt.set()
-    return "".join(parts)
-
-
 # --- history ------------------------------------------------------------------------------
 
 
@@ -222,13 +48,13 @@ def turns(messages: list[BaseMessage]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for m in messages:
         if isinstance(m, HumanMessage):
-            out.append({"question": _text_of(m.content), "sql": None, "answer": None})
+            out.append({"question": text_of(m.content), "sql": None, "answer": None})
         elif out and isinstance(m, ToolMessage) and m.name == "ask_database":
             art = m.artifact if isinstance(m.artifact, dict) else {}
             if art.get("sql") and m.status != "error":
                 out[-1]["sql"] = art["sql"]
         elif out and isinstance(m, AIMessage) and not m.tool_calls:
-            out[-1]["answer"] = _text_of(m.content)
+            out[-1]["answer"] = text_of(m.content)
     return out
 
 
@@ -282,8 +108,9 @@ async def schema_node(state: AigisState, runtime: Runtime[TurnContext]) -> dict[
             snap, state["question"], token_budget=ctx.settings.schema_token_budget,
             synonyms=ctx.settings.schema_synonyms,
         )
-        ctx.schema = sc
-        return {"db_schema": sc.text}
+        ctx.schema, ctx.snapshot = sc, snap
+        ctx.schema_question = describe.schema_question(state["question"], snap)
+        return {"db_schema": sc.text, "about_schema": ctx.schema_question is not None}
     except AigisError as exc:
         return _fail(exc, ctx)
 
@@ -439,6 +266,7 @@ async def answer(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, 
     res = state.get("sql_result") or {}
     preview = {k: res.get(k) for k in ("columns", "rows", "row_count", "truncated")}
     sent: list[str] = []
+    lead = grounding.LeadCheck(preview)  # the first sentence speaks of the whole result
 
     def emit(text: str) -> None:
         if not sent:
@@ -448,6 +276,11 @@ async def answer(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, 
         sent.append(text)
         write(events.chunk(text))
 
+    def on_text(piece: str) -> None:
+        shown = lead.feed(piece)
+        if shown:
+            emit(shown)
+
     write(events.status("answering"))
     try:
         ctx.check_cancel()
@@ -455,10 +288,13 @@ async def answer(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, 
             prompt = prompts.answer_completion(question, res.get("sql") or "", preview)
             await call_model(ctx, [HumanMessage(prompt)], node="answer",
                              stop=prompts.ANSWER_STOP, max_tokens=LOCAL_ANSWER_TOKENS,
-                             on_text=emit)
+                             on_text=on_text)
         else:
             msgs = prompts.answer_messages(question, res.get("sql") or "", preview)
-            await call_model(ctx, msgs, node="answer", on_text=emit)
+            await call_model(ctx, msgs, node="answer", on_text=on_text)
+        held = lead.flush()
+        if held:
+            emit(held)
     except AigisError as exc:
         out = _fail(exc, ctx)
         partial = "".join(sent)
@@ -474,7 +310,21 @@ async def answer(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, 
 
 
 def _after_schema(state: AigisState) -> str:
-    return END if state.get("error") else "ask_database"
+    if state.get("error"):
+        return END
+    return "describe_schema" if state.get("about_schema") else "ask_database"
+
+
+async def describe_schema(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+    """A question about the schema itself, answered from the snapshot (no SQL)."""
+    ctx = runtime.context
+    write = get_stream_writer()
+    preview, text = describe.describe(ctx.schema_question, ctx.snapshot)
+    write(events.status("answering"))
+    write(events.table(preview))
+    write(events.tool_result("Answered from the schema; no query was run."))
+    write(events.chunk(text))
+    return {"sql_result": None, "messages": [AIMessage(text)]}
 
 
 def _after_database(state: AigisState) -> str:
@@ -491,11 +341,13 @@ def build_graph(checkpointer: Any = None) -> Any:
     """The compiled graph; `checkpointer` keeps threads (see `checkpoint.open_checkpointer`)."""
     g = StateGraph(AigisState, context_schema=TurnContext)
     g.add_node("schema", schema_node)
+    g.add_node("describe_schema", describe_schema)
     g.add_node("ask_database", ask_database)
     g.add_node("ask_analyst", ask_analyst)
     g.add_node("answer", answer)
     g.add_edge(START, "schema")
-    g.add_conditional_edges("schema", _after_schema, ["ask_database", END])
+    g.add_conditional_edges("schema", _after_schema, ["ask_database", "describe_schema", END])
+    g.add_edge("describe_schema", END)
     g.add_conditional_edges("ask_database", _after_database, ["ask_analyst", "answer", END])
     g.add_conditional_edges("ask_analyst", _after_analyst, ["answer", END])
     g.add_edge("answer", END)

@@ -20,15 +20,16 @@ from ..models import ModelRegistry
 from . import events
 from .checkpoint import open_checkpointer
 from .deps import AgentDeps
-from .graph import TurnContext, _text_of, build_graph, secrets_from_env
+from .graph import build_graph
 from .tracing import tracing_callbacks
+from .turn import TurnContext, secrets_from_env, text_of
 
 __all__ = ["AgentDeps", "AgentRunner", "message_dict"]
 
 
 def message_dict(m: BaseMessage) -> dict[str, Any]:
     """A checkpointed message as plain JSON (for the thread-state view of every door)."""
-    d: dict[str, Any] = {"role": m.type, "content": _text_of(m.content)}
+    d: dict[str, Any] = {"role": m.type, "content": text_of(m.content)}
     if isinstance(m, AIMessage) and m.tool_calls:
         d["tool_calls"] = [{"name": c["name"], "args": c["args"]} for c in m.tool_calls]
     if isinstance(m, ToolMessage):
@@ -157,6 +158,7 @@ class AgentRunner:
             "question": text,
             "want_chart": False,
             "sql_only": bool(sql_only),
+            "about_schema": False,
             "error": None,
             "chart": None,
             "sql_result": None,

@@ -203,6 +203,12 @@ class Dialect:
         """Every table and view with columns and keys, from one catalog query."""
         raise DatabaseError(f"No catalog reader for database type {self.name!r}.")
 
+    def row_counts(self, engine: Engine, spec: ConnectionSpec,
+                   tables: list[Table]) -> tuple[dict[str, int | None], bool]:
+        """Rows per table (keyed by `schema.name`, or `name` without a schema) and whether
+        the counts are exact; large servers give their statistics' estimates."""
+        return {}, False
+
     def server_version(self, cursor: Any) -> str:
         """What `test_connection` reports, asked on an open DB-API cursor."""
         cursor.execute("SELECT version()")

@@ -22,8 +22,9 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from dataclasses import asdict
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .catalog import Column, ForeignKey, SchemaSnapshot, Table
 
@@ -38,6 +39,7 @@ __all__ = [
     "SchemaSnapshot",
     "Table",
     "clear_cache",
+    "describe",
     "fingerprint",
     "render",
     "render_header",
@@ -186,3 +188,15 @@ def render(snap: SchemaSnapshot) -> str:
 
 def table_names(snap: SchemaSnapshot) -> Iterable[str]:
     return (snap.qualified(t) for t in snap.tables)
+
+
+def describe(engine: Engine, spec: ConnectionSpec, *, refresh: bool = False) -> dict[str, Any]:
+    """The snapshot as plain data, each table with its row count (exact or estimated)."""
+    snap = snapshot(engine, spec, refresh=refresh)
+    counts, exact = spec.dialect.row_counts(engine, spec, snap.tables)
+    tables = []
+    for t in snap.tables:
+        key = f"{t.schema}.{t.name}" if t.schema else t.name
+        tables.append({**asdict(t), "qualified": snap.qualified(t), "rows": counts.get(key)})
+    return {"dialect": snap.dialect, "default_schema": snap.default_schema,
+            "rows_exact": exact, "tables": tables}

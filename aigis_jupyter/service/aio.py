@@ -22,6 +22,7 @@ from .contract import (
     MessageInfo,
     ModelEntry,
     ResultPreview,
+    SchemaInfo,
     ServiceAPI,
     ThreadInfo,
     ThreadModel,
@@ -30,6 +31,8 @@ from .contract import (
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from ..databases.runs import QueryResult
 
 T = TypeVar("T")
 
@@ -94,8 +97,13 @@ class AsyncScope:
     async def ensure_demo(self, path: str | None = None, name: str = "demo") -> DemoConnection:
         return await self._run(self.scope.ensure_demo, path, name)
 
-    async def schema(self, ref: str, *, refresh: bool = False) -> dict[str, Any]:
+    async def schema(self, ref: str, *, refresh: bool = False) -> SchemaInfo:
         return await self._run(self.scope.schema, ref, refresh=refresh)
+
+    async def run_sql(self, ref: str, sql: str, *, max_rows: int | None = None,
+                      thread_id: str | None = None) -> QueryResult:
+        return await self._run(self.scope.run_sql, ref, sql, max_rows=max_rows,
+                               thread_id=thread_id)
 
     # threads and messages
     async def create_thread(self, title: str | None = None, *, connection: str | None = None,

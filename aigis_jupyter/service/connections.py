@@ -12,7 +12,7 @@ from ..errors import AigisError, BadInput, Conflict, DatabaseError, NotFound, SQ
 from ..scrub import scrub
 from . import validation
 from .base import ScopeBase
-from .contract import ConnectionInfo, ConnectionTest, DemoConnection
+from .contract import ConnectionInfo, ConnectionTest, DemoConnection, SchemaInfo
 from .rows import connection_info, iso
 
 if TYPE_CHECKING:
@@ -180,16 +180,16 @@ class ConnectionOps(ScopeBase):
             conn, status = self.update_connection(name, wanted, test=True), "updated"
         return {**conn, "status": status}  # type: ignore[typeddict-item]
 
-    def schema(self, ref: str, *, refresh: bool = False) -> dict[str, Any]:
-        """The connection's schema snapshot (tables, columns, keys), from the cache."""
-        from ..databases.schema import snapshot
+    def schema(self, ref: str, *, refresh: bool = False) -> SchemaInfo:
+        """The connection's tables (columns, keys, row counts), from the cached snapshot."""
+        from ..databases.schema import describe
 
         spec = self.connection_spec(ref)
         try:
-            snap = snapshot(self.service.engines.get(spec), spec, refresh=refresh)
+            return describe(self.service.engines.get(spec), spec,  # type: ignore[return-value]
+                            refresh=refresh)
         except AigisError as exc:
             raise _scrubbed(exc, spec.password) from None
-        return snap.to_dict()
 
     # -- SQL ----------------------------------------------------------------------------
     def run_sql(self, ref: str, sql: str, *, max_rows: int | None = None,

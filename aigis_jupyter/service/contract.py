@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict, runtime_che
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ..databases.runs import QueryResult
+
 # --- objects ----------------------------------------------------------------------------
 
 
@@ -78,6 +80,40 @@ class ConnectionTest(TypedDict):
     db_type: str
     server_version: str
     latency_ms: float
+
+
+class ColumnInfo(TypedDict):
+    name: str
+    type: str
+    nullable: bool
+    primary_key: bool
+    comment: str | None
+
+
+class ForeignKeyInfo(TypedDict):
+    columns: list[str]
+    ref_table: str
+    ref_columns: list[str]
+    ref_schema: str | None
+    name: str | None
+
+
+class TableInfo(TypedDict):
+    name: str
+    schema: str | None
+    qualified: str  # how SQL names it on this connection
+    kind: Literal["table", "view"]
+    comment: str | None
+    columns: list[ColumnInfo]
+    foreign_keys: list[ForeignKeyInfo]
+    rows: int | None  # None where the server has no count or estimate yet
+
+
+class SchemaInfo(TypedDict):
+    dialect: str
+    default_schema: str | None
+    rows_exact: bool  # False: `rows` are the server's statistics estimates
+    tables: list[TableInfo]
 
 
 class ThreadInfo(TypedDict):
@@ -308,7 +344,9 @@ class ServiceAPI(Protocol):
     def delete_connection(self, ref: str) -> None: ...
     def test_connection(self, ref: str) -> ConnectionTest: ...
     def ensure_demo(self, path: str | None = None, name: str = "demo") -> DemoConnection: ...
-    def schema(self, ref: str, *, refresh: bool = False) -> dict[str, Any]: ...
+    def schema(self, ref: str, *, refresh: bool = False) -> SchemaInfo: ...
+    def run_sql(self, ref: str, sql: str, *, max_rows: int | None = None,
+                thread_id: str | None = None) -> QueryResult: ...
 
     # threads and messages
     def create_thread(self, title: str | None = None, *, connection: str | None = None,
@@ -340,9 +378,34 @@ class ServiceAPI(Protocol):
 
 
 __all__ = [
-    "CONNECTION_COLUMNS", "Action", "AuditEntry", "ChartEvent", "ChunkEvent", "ConnectionInfo",
+    "CONNECTION_COLUMNS",
+    "Action",
+    "AuditEntry",
+    "ChartEvent",
+    "ChunkEvent",
+    "ColumnInfo",
+    "ConnectionInfo",
     "ConnectionTest",
-    "DemoConnection", "EndEvent", "ErrorEvent", "ErrorInfo", "Event", "Health", "MessageInfo",
-    "ModelEntry", "ResultPreview", "ServiceAPI", "SqlEvent", "StatusEvent", "SuggestionsEvent",
-    "TableEvent", "ThreadInfo", "ThreadModel", "ToolResultEvent", "TurnRecord", "UserInfo",
+    "DemoConnection",
+    "EndEvent",
+    "ErrorEvent",
+    "ErrorInfo",
+    "Event",
+    "ForeignKeyInfo",
+    "Health",
+    "MessageInfo",
+    "ModelEntry",
+    "ResultPreview",
+    "SchemaInfo",
+    "ServiceAPI",
+    "SqlEvent",
+    "StatusEvent",
+    "SuggestionsEvent",
+    "TableEvent",
+    "TableInfo",
+    "ThreadInfo",
+    "ThreadModel",
+    "ToolResultEvent",
+    "TurnRecord",
+    "UserInfo",
 ]

@@ -47,6 +47,11 @@ WHERE k.TABLE_SCHEMA = DATABASE()
 ORDER BY 2, 1, 10, 4
 """
 
+_ROW_ESTIMATES = """
+SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES
+WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'
+"""
+
 _FINGERPRINT = """
 SELECT DATABASE(),
   (SELECT CONCAT(COUNT(*), '/', COALESCE(SUM(CRC32(CONCAT_WS('|', TABLE_NAME, COLUMN_NAME,
@@ -189,6 +194,12 @@ class MySQLDialect(Dialect):
     def fingerprint(self, engine: Engine, spec: ConnectionSpec) -> tuple[list[str], str | None]:
         row = runs.catalog_rows(engine, spec, _FINGERPRINT)[0]
         return [str(v) for v in row], None
+
+    def row_counts(self, engine: Engine, spec: ConnectionSpec,
+                   tables: list[Table]) -> tuple[dict[str, int | None], bool]:
+        """The storage engine's estimates (`TABLE_ROWS`; exact for MyISAM, rough for InnoDB)."""
+        rows = runs.catalog_rows(engine, spec, _ROW_ESTIMATES)
+        return {str(_s(name)): (None if n is None else int(n)) for name, n in rows}, False
 
     def catalog(self, engine: Engine, spec: ConnectionSpec) -> list[Table]:
         rows = runs.catalog_rows(engine, spec, _CATALOG)

@@ -122,6 +122,13 @@ _READ_ONLY = ("SET TRANSACTION READ ONLY",)
 _FROZEN_AGE = 2**31 - 1  # age() of a frozen or bootstrap xmin
 
 
+_ROW_ESTIMATES = f"""
+SELECT r.nspname::text, r.relname::text, c.reltuples::bigint
+FROM ({_RELS}) r JOIN pg_catalog.pg_class c ON c.oid = r.oid
+WHERE r.relkind IN ('r', 'p', 'm')
+"""
+
+
 def _schemas(spec: ConnectionSpec) -> list[str] | None:
     raw = spec.options.get("schema")
     if not raw:
@@ -339,6 +346,14 @@ class PostgresDialect(Dialect):
                                 begin=_READ_ONLY)[0]
         now = (int(row[2]) + 3) % 2**32
         return [str(row[0]), str(row[1]), *(_newest(str(v), now) for v in row[3:])], row[1]
+
+    def row_counts(self, engine: Engine, spec: ConnectionSpec,
+                   tables: list[Table]) -> tuple[dict[str, int | None], bool]:
+        """The planner's estimates (`reltuples`); a table never analysed has none."""
+        rows = runs.catalog_rows(engine, spec, _ROW_ESTIMATES, {"schemas": _schemas(spec)},
+                                 begin=_READ_ONLY)
+        return {f"{nsp}.{rel}": (int(n) if n is not None and n >= 0 else None)
+                for nsp, rel, n in rows}, False
 
     def catalog(self, engine: Engine, spec: ConnectionSpec) -> list[Table]:
         # binary results: arrays decode much faster

@@ -1,29 +1,70 @@
 # shellcheck shell=bash
 # Sourced by lab.sh and test.sh: everything a fresh machine needs, done once and cached.
-#   ensure_venv EXTRAS   create .venv and install the project with those extras (re-runs when pyproject changes)
+# Two environments, each with its own install stamp, so alternating lab.sh and test.sh never reinstalls:
+#   .venv       the product as a user runs it (extras: local)            AIGIS_VENV overrides the path
+#   .venv-test  the test suite and benchmark baselines (pytest, Playwright, JupySQL, ...)
+#                                                                         AIGIS_TEST_VENV overrides the path
+#   ensure_lab_env       ensure .venv and the JupyterLab settings a first run starts with
+#   ensure_test_env      ensure .venv-test
+#   ensure_venv DIR EXTRAS   create DIR and install the project with those extras; re-installs when
+#                        pyproject.toml or this file change, starts clean when the extras change.
+#                        Leaves VENV=DIR with DIR/bin first on PATH.
 #   ensure_services      start PostgreSQL and MariaDB when installed but not running
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${AIGIS_VENV:-$ROOT/.venv}"
-export PATH="$VENV/bin:$PATH"
+LAB_VENV="${AIGIS_VENV:-$ROOT/.venv}"
+LAB_EXTRAS="local"
+TEST_VENV="${AIGIS_TEST_VENV:-$ROOT/.venv-test}"
+TEST_EXTRAS="dev,local,llama-server,bench"
+VENV="$LAB_VENV"
 
 log() { printf '\033[1m[aigis]\033[0m %s\n' "$*" >&2; }
 
 ensure_venv() {
-  local extras="$1"
-  local stamp="$VENV/.aigis-installed" want
+  VENV="$1"
+  local extras="$2"
+  local stamp="$VENV/.aigis-installed" want have
   want="$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh" | sha256sum | cut -c1-16)-$extras"
-  if [ ! -x "$VENV/bin/python" ]; then
-    log "creating virtual environment in $VENV"
-    python3 -m venv "$VENV"
+  have="$(cat "$stamp" 2>/dev/null || true)"
+  # A missing environment, an unfinished first install, or one made with other extras starts
+  # clean: pip never removes what another extra brought (JupySQL's labextension in the lab, say).
+  if [ ! -x "$VENV/bin/python" ] || [ "${have#*-}" != "$extras" ]; then
+    log "creating virtual environment in $VENV (aigis-jupyter[$extras])"
+    python3 -m venv --clear "$VENV"
+    have=""
   fi
-  if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-    log "installing aigis-jupyter[$extras] (the first build of llama-cpp-python takes ~10 minutes)"
+  if [ "$have" != "$want" ]; then
+    log "installing aigis-jupyter[$extras] in $VENV (the first build of llama-cpp-python takes ~10 minutes; pip caches it for the next environment)"
     "$VENV/bin/python" -m pip install -q --upgrade pip wheel
     CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" \
       "$VENV/bin/python" -m pip install -q -e "$ROOT[$extras]"
     echo "$want" > "$stamp"
   fi
+  export PATH="$VENV/bin:$PATH"
+}
+
+ensure_lab_env() {
+  ensure_venv "$LAB_VENV" "$LAB_EXTRAS"
+  # JupyterLab reads overrides.json from its application settings dir in the environment
+  # (not the user's): no "news" pop-up and no update check greet a first run.
+  local dir="$VENV/share/jupyter/lab/settings" new
+  new="$(cat <<'JSON'
+{
+  "@jupyterlab/apputils-extension:notification": {
+    "fetchNews": "false",
+    "checkForUpdates": false
+  }
+}
+JSON
+)"
+  if [ "$(cat "$dir/overrides.json" 2>/dev/null || true)" != "$new" ]; then
+    mkdir -p "$dir"
+    printf '%s\n' "$new" > "$dir/overrides.json"
+  fi
+}
+
+ensure_test_env() {
+  ensure_venv "$TEST_VENV" "$TEST_EXTRAS"
 }
 
 _wait_for() {  # _wait_for SECONDS CMD... : poll until CMD succeeds

@@ -10,7 +10,8 @@ from typing import Any
 
 from ._version import __version__
 
-__all__ = ["__version__", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = ["__version__", "_jupyter_server_extension_points", "load_ipython_extension",
+           "unload_ipython_extension"]
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -18,6 +19,13 @@ def load_ipython_extension(ipython: Any) -> None:
     from .magics import load_ipython_extension as _load
 
     _load(ipython)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    """The server extension (`aigis/` REST + SSE routes), found by jupyter-server."""
+    from .server.app import AigisExtension
+
+    return [{"module": "aigis_jupyter", "app": AigisExtension}]
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -74,7 +74,8 @@ _BUILTINS: tuple[_Builtin, ...] = (
     _Builtin("gemini-2.5-pro", "google", "gemini-2.5-pro", ("gemini", "gemini-pro"),
              "GOOGLE_API_KEY"),
     _Builtin("gpt-5", "openai", "gpt-5", ("gpt5",), "OPENAI_API_KEY"),
-    _Builtin("local", "llama_cpp", "gemma-3-270m-q4_k_m", (), None, supports_tools=False),
+    _Builtin("local", "llama_cpp", "gemma-3-270m-q4_k_m", ("embedded",), None,
+             supports_tools=False),
 )
 
 DEEPSEEK_BASE_URL = "https://api.deepseek.com/v1"

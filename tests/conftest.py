@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("AIGIS_SHARED_DIR", ROOT.parent / "shared"))
 CHINOOK_DIR = SHARED / "data" / "chinook"
@@ -193,3 +195,21 @@ def writable_demo_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_dem
     url = request.getfixturevalue("pg_db" if request.param == "postgres" else "mysql_db")
     load_demo_url(url)
     return url
+
+
+# -- the agent's small shop database, through the real database layer --------------------
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Path:
+    from test_agent_support import build_shop_sqlite
+
+    return build_shop_sqlite(tmp_path / "shop.sqlite")
+
+
+@pytest.fixture
+def deps(shop: Path):
+    from test_agent_support import SqliteDeps
+
+    d = SqliteDeps(shop)
+    yield d
+    d.close()

@@ -9,29 +9,15 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import pytest
 from test_agent_support import (
     FAIL,
     SqliteDeps,
-    build_shop_sqlite,
     collect,
     kinds,
     scripted_registry,
 )
 
 from aigis_jupyter.agent.runner import AgentRunner
-
-
-@pytest.fixture
-def shop(tmp_path: Path) -> Path:
-    return build_shop_sqlite(tmp_path / "shop.sqlite")
-
-
-@pytest.fixture
-def deps(shop: Path):
-    d = SqliteDeps(shop)
-    yield d
-    d.close()
 
 
 def make_runner(settings: Any, deps: SqliteDeps, replies: list[Any], **kw: Any):

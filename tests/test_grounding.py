@@ -4,7 +4,7 @@ and questions about the schema are answered from the schema."""
 from __future__ import annotations
 
 import pytest
-from test_agent import deps, make_runner, shop, turn  # noqa: F401  (fixtures)
+from test_agent import make_runner, turn
 from test_agent_support import kinds
 
 from aigis_jupyter.agent.grounding import LeadCheck, speaks_of_the_whole, whole_result_sentence

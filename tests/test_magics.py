@@ -320,8 +320,10 @@ def test_sql_runs_through_the_guard_and_a_write_is_refused(env, demo_db):
     shell.run_cell("%aigis connections use demo")
     before = demo_count(demo_db, "SELECT COUNT(*) FROM customers")
     res = shell.run_cell("%aigis sql DELETE FROM customers")
-    assert isinstance(res.error_in_exec, UsageError) and "Only read queries" in str(res.error_in_exec)
-    df = shell.run_cell("%%aigis sql\nSELECT COUNT(*) AS n FROM customers WHERE segment <> 'x'").result
+    assert isinstance(res.error_in_exec, UsageError)
+    assert "Only read queries" in str(res.error_in_exec)
+    df = shell.run_cell("%%aigis sql\nSELECT COUNT(*) AS n FROM customers WHERE segment <> 'x'"
+                        ).result
     assert int(df.iloc[0, 0]) == before == demo_count(demo_db, "SELECT COUNT(*) FROM customers")
     assert magics.last_sql and "segment <> 'x'" in magics.last_sql  # quotes kept
     statuses = [a["status"] for a in scope.audit_log()]

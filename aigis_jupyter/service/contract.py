@@ -15,7 +15,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+# pydantic reads these shapes for the OpenAPI document: it needs typing_extensions' TypedDict
+# before Python 3.12
+from typing_extensions import TypedDict
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,0 +1,77 @@
+"""`GET /chat/{id}/result`: the thread's last result, as JSON pages or Apache Arrow.
+
+The full DataFrame lives in the process that ran the query (this server, for turns asked
+through it); JSON pages fall back to the stored preview, marked `complete: false`, when
+another process (a notebook's kernel) ran it. Arrow is the whole frame or nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import TYPE_CHECKING, Any
+
+from ..errors import NotFound
+from .base import AigisHandler, api
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+PAGE_MAX = 10_000
+
+
+def arrow_bytes(df: pd.DataFrame) -> bytes:
+    """A DataFrame as an Arrow IPC stream; columns Arrow cannot type go as text."""
+    import pyarrow as pa
+
+    try:
+        table = pa.Table.from_pandas(df, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        table = pa.Table.from_pandas(df.astype(str), preserve_index=False)
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def json_page(df: pd.DataFrame, offset: int, limit: int) -> list[list[Any]]:
+    from ..databases.runs import json_safe
+
+    page = df.iloc[offset:offset + limit]
+    return [[json_safe(v) for v in row] for row in page.itertuples(index=False, name=None)]
+
+
+class ResultHandler(AigisHandler):
+    @api
+    async def get(self, thread_id: str) -> None:
+        scope = await self.scope()
+        df = await scope.last_result(thread_id)
+        if ARROW_STREAM in (self.request.headers.get("Accept") or ""):
+            if df is None:
+                preview = await scope.result_preview(thread_id)
+                where = f" (it is held by {preview['process']})" if preview and preview.get(
+                    "process") else ""
+                raise NotFound("This server has no full result for the thread" + where
+                               + "; ask for JSON to read its stored preview.")
+            data = await asyncio.to_thread(arrow_bytes, df)
+            self.set_header("Content-Type", ARROW_STREAM)
+            self.finish(data, set_content_type=ARROW_STREAM)
+            return
+        offset = self.int_arg("offset", 0, 0, 10**9)
+        limit = self.int_arg("limit", 100, 1, PAGE_MAX)
+        if df is not None:
+            rows = await asyncio.to_thread(json_page, df, offset, limit)
+            preview = await scope.result_preview(thread_id)
+            self.reply({"thread_id": thread_id, "columns": [str(c) for c in df.columns],
+                        "rows": rows, "offset": offset, "limit": limit, "row_count": len(df),
+                        "truncated": bool(preview and preview["truncated"]), "complete": True})
+            return
+        preview = await scope.result_preview(thread_id)
+        if preview is None:
+            raise NotFound("This thread has no result yet: ask a question first.")
+        self.reply({**preview, "rows": preview["rows"][offset:offset + limit],
+                    "offset": offset, "limit": limit, "complete": False})
+
+
+__all__ = ["ARROW_STREAM", "ResultHandler", "arrow_bytes"]

@@ -282,8 +282,8 @@ def test_the_openapi_document_matches_the_handlers() -> None:
     """Every documented operation is implemented, and every implemented verb documented."""
     from tornado import web
 
-    from aigis_jupyter.server.openapi import document
     from aigis_jupyter.server.app import url_handlers as routes
+    from aigis_jupyter.server.openapi import document
     from aigis_jupyter.server.routes import PREFIX, route_table
 
     doc = document()

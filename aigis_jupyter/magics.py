@@ -47,7 +47,9 @@ HELP = """\
                                 tables with row counts, or one table's columns and keys
 %aigis demo [PATH]              build the demo database and register it as 'demo'
 %aigis sql                      the last SQL that ran
-%aigis sql STATEMENT            run your own SQL through the same guard (or %%aigis sql)
+%aigis sql STATEMENT            run your own SQL through the same guard
+%%aigis sql [--conn NAME] [-o VAR] [--chart [MARK]]
+<SQL>                           the same as a cell; the DataFrame is the value (no model)
 %aigis chat                     a chat widget (ipywidgets)
 %aigis help
 """
@@ -139,7 +141,7 @@ class AigisMagics(Magics, Configurable):
         """Ask your database a question (cell) or manage connections, models, threads (line)."""
         try:
             if cell is not None and line.split()[:1] == ["sql"]:
-                return self._run_sql(cell.strip() or line.split(None, 1)[-1])
+                return self._sql_cell(line.split()[1:], cell)
             if cell is None:
                 return self._line(line)
             try:
@@ -355,14 +357,40 @@ class AigisMagics(Magics, Configurable):
                            action={"kind": "pick_connection"})
         return ref
 
-    def _run_sql(self, statement: str) -> Any:
+    def _run_sql(self, statement: str, conn: str | None = None) -> Any:
         """Your own SQL, through the guard, the row cap and the audit like the agent's."""
         tid = self.thread_id()
-        res = self.scope.run_sql(self._connection_ref(), statement, thread_id=tid)
+        res = self.scope.run_sql(conn or self._connection_ref(), statement, thread_id=tid)
         self.last_sql = res.sql
         if res.truncated:
             print(f"Showing the first {res.row_count} rows (the row cap); narrow the query.")
         return res.df
+
+    def _sql_cell(self, options: list[str], body: str) -> Any:
+        """`%%aigis sql [--conn NAME] [-o VAR] [--chart MARK]`: an answer made reproducible,
+        without the model (the sidebar inserts these cells)."""
+        p = _Parser(prog="%%aigis sql", add_help=False)
+        p.add_argument("--conn", "-c")
+        p.add_argument("-o", "--out")
+        p.add_argument("--chart", nargs="?", const="auto", default=None,
+                       help="draw a chart of the result (bar, line, point, ...)")
+        try:
+            a = p.parse_args(options)
+        except _ArgError as exc:
+            raise BadInput(str(exc)) from exc
+        statement = self._interpolate(body.strip())
+        if not statement:
+            raise BadInput("Write the SQL in the cell body, below `%%aigis sql`.")
+        df = self._run_sql(statement, a.conn)
+        if a.out and self.shell is not None:
+            self.shell.user_ns[a.out] = df
+        if a.chart and len(df.columns):
+            from .charts import build_chart
+
+            mark = None if a.chart == "auto" else a.chart
+            spec = build_chart(df, None, None, mark)["spec"]
+            display(chart_bundle(spec), raw=True)
+        return df if self.return_dataframe else None
 
     def _schema(self, rest: list[str]) -> Any:
         p = _Parser(prog="%aigis schema", add_help=False)

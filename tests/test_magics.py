@@ -369,3 +369,17 @@ def test_user_and_username_are_one_option(env, flag, demo_db):
     shell, _rec, _m, scope, _script = env
     shell.run_cell(f"%aigis connections add lite --type sqlite --host {demo_db} {flag} me")
     assert "lite" in [c["name"] for c in scope.list_connections()]
+
+
+def test_sql_cell_reproduces_an_answer_without_the_model(env, demo_db):
+    shell, rec, _m, _scope, _script = env
+    res = shell.run_cell("%%aigis sql --conn demo -o seg --chart bar\n"
+                         "SELECT segment, COUNT(*) AS n FROM customers GROUP BY segment")
+    assert res.error_in_exec is None
+    df = shell.user_ns["seg"]
+    assert res.result is df and int(df["n"].sum()) == demo_count(
+        demo_db, "SELECT COUNT(*) FROM customers")
+    charts = [r for r in rec.records if VEGALITE_MIME in r["data"]]
+    assert charts and charts[-1]["data"][VEGALITE_MIME]["mark"]["type"] == "bar"
+    bad = shell.run_cell("%%aigis sql --conn demo\nDELETE FROM customers")
+    assert isinstance(bad.error_in_exec, UsageError)

@@ -37,6 +37,8 @@ def action_text(action: Mapping[str, Any] | None) -> str:
         "new_thread": "Threads are created in a notebook or the sidebar.",
         "set_env": f"Set it in the environment: export {name}=...",
         "install_extra": f"Install it: pip install 'aigis-jupyter[{name}]'",
+        "readonly_role": "Create a read-only login: aigis connections readonly-role NAME "
+                         "(--apply --save-as NEW creates it and a connection that uses it).",
         "rotate_keys": "Re-seal the stored passwords: aigis keys rotate",
         "upgrade_store": "Upgrade the store: aigis db upgrade",
         "retry": "Try again.",
@@ -126,6 +128,28 @@ def cmd_connections_add(ctx: _Ctx) -> int:
     conn = ctx.scope.create_connection(data, test=not a.no_test)
     tested = "" if a.no_test else " (connection tested)"
     print(f"Saved connection {conn['name']!r} ({conn['db_type']}){tested}.")
+    _print_warnings(conn)
+    return 0
+
+
+def _print_warnings(result: Mapping[str, Any]) -> None:
+    for w in result.get("warnings") or []:
+        text = " ".join(p for p in (w["message"], action_text(w.get("action"))) if p)
+        print(f"warning: {text}", file=sys.stderr)
+
+
+def cmd_connections_readonly_role(ctx: _Ctx) -> int:
+    a = ctx.args
+    res = ctx.scope.readonly_role(a.name, role=a.role, apply=a.apply, save_as=a.save_as)
+    if not res["applied"]:
+        print(f"-- Run as an administrator; replace the password placeholder. Then add a "
+              f"connection that logs in as {res['role']!r}.")
+    for statement in res["sql"]:
+        print(statement + ";")
+    if res["applied"]:
+        saved = res["connection"]
+        where = f"; saved as connection {saved['name']!r}" if saved else ""
+        print(f"Created the read-only login {res['role']!r}{where}.", file=sys.stderr)
     return 0
 
 
@@ -149,6 +173,7 @@ def cmd_connections_test(ctx: _Ctx) -> int:
     latency = res.get("latency_ms")
     extra = f" in {latency:.0f} ms" if isinstance(latency, (int, float)) else ""
     print(f"OK: {ctx.args.name!r} answered{extra}. {version}".rstrip())
+    _print_warnings(res)
     return 0
 
 
@@ -228,6 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
     t = csub.add_parser("test", help="connect and run a trivial query")
     t.add_argument("name")
     t.set_defaults(func=cmd_connections_test)
+    ro = csub.add_parser("readonly-role", help="the SQL of a login that can only read this "
+                         "connection's database (--apply runs it with the connection's login)")
+    ro.add_argument("name")
+    ro.add_argument("--role", default="aigis_readonly", help="the login to create")
+    ro.add_argument("--apply", action="store_true",
+                    help="create it now (the connection's login must be an administrator)")
+    ro.add_argument("--save-as", help="with --apply: save a connection that logs in as it")
+    ro.set_defaults(func=cmd_connections_readonly_role)
     rm = csub.add_parser("remove", aliases=["rm"], help="delete a connection")
     rm.add_argument("name")
     rm.set_defaults(func=cmd_connections_remove)

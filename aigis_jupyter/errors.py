@@ -19,6 +19,7 @@ ACTION_KINDS = {
     "new_thread": (),  # the thread is gone: start or pick another
     "set_env": ("name",),  # set an environment variable (an API key, an endpoint)
     "install_extra": ("name",),  # install the package extra that brings a feature
+    "readonly_role": (),  # create a read-only login for the connection and use it
     "rotate_keys": (),  # re-seal the stored secrets with the current key
     "upgrade_store": (),  # apply the store's migrations
     "retry": (),  # a passing failure: ask again

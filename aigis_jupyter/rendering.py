@@ -59,6 +59,9 @@ def action_text(action: Mapping[str, Any] | None) -> str:
                 f"`%env {action.get('name')}=...`) and try again.")
     if kind == "install_extra":
         return f"Install it with `%pip install 'aigis-jupyter[{action.get('name')}]'`."
+    if kind == "readonly_role":
+        return ("`%aigis connections readonly-role NAME` prints the SQL of a read-only login "
+                "(`--apply --save-as NEW` creates it and a connection that uses it).")
     if kind == "rotate_keys":
         return "Re-seal the stored passwords with `!aigis keys rotate`."
     if kind == "upgrade_store":
@@ -202,3 +205,8 @@ def schema_frame(info: Mapping[str, Any], table: str | None = None) -> Any:
             for c in found["columns"]]
     return pd.DataFrame(rows, columns=["column", "type", "nullable", "key", "references",
                                        "comment"])
+
+
+def warnings_text(result: Mapping[str, Any]) -> str:
+    """The warnings of a tested connection, each with its next step, one per line."""
+    return "\n".join(f"⚠ {error_message(w)}" for w in result.get("warnings") or [])

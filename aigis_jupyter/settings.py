@@ -104,6 +104,10 @@ class Settings:
         "Words of questions and the schema words they mean, for picking tables.",
         "AIGIS_SCHEMA_SYNONYMS", default_factory=lambda: {k: list(v) for k, v in
                                                           DEFAULT_SYNONYMS.items()}, repr=False)
+    refuse_privileged_logins: bool = _opt(
+        "Refuse connections whose login is a superuser or may touch server files or settings "
+        "(the parser alone would stand between a question and that power).",
+        "AIGIS_REFUSE_PRIVILEGED", default=False)
     turn_lease_s: float = _opt("Seconds a running turn's lease lasts without a heartbeat; a "
                                "turn of a process that died frees its thread after this.",
                                "AIGIS_TURN_LEASE", default=15.0)
@@ -148,6 +152,11 @@ def _parse(f: dataclasses.Field[Any], raw: str) -> Any:
     try:
         if kind.startswith("Path"):
             return Path(raw).expanduser()
+        if kind.startswith("bool"):
+            low = raw.strip().lower()
+            if low not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise ValueError("use true or false")
+            return low in ("1", "true", "yes", "on")
         if kind.startswith("int"):
             return int(raw)
         if kind.startswith("float"):

@@ -12,7 +12,7 @@ import pytest
 PKG = Path(__file__).resolve().parent.parent / "aigis_jupyter"
 #: Each door, by the top-level modules or subpackages it consists of.
 DOORS = {
-    "notebook": {"magics", "widgets", "rendering"},
+    "notebook": {"magics", "commands", "widgets", "rendering"},
     "server": {"server"},
     "hub": {"hub"},
     "cli": {"cli"},

@@ -182,7 +182,7 @@ def test_sql_only_does_not_run(env):
 
 def test_line_subcommands(env, capsys, monkeypatch, pg_server):
     shell, rec, _magics, scope, _script = env
-    monkeypatch.setattr("aigis_jupyter.magics.getpass", lambda prompt="": SECRET)
+    monkeypatch.setattr("aigis_jupyter.commands.getpass", lambda prompt="": SECRET)
     shell.run_cell("%aigis connections add other --type sqlite --host /nonexistent/x.db")
     assert "SQLite file not found" in rec.records[-1]["data"]["text/plain"]
     assert "other" not in [c["name"] for c in scope.list_connections()], "nothing saved"

@@ -135,7 +135,8 @@ def test_connection_crud_and_test(svc: AigisService, alice: UserScope,
     db_type = conn_fields["db_type"]
     password = conn_fields.get("password")
     created = alice.create_connection(conn_fields, test=True)
-    assert set(created) == CONN_KEYS
+    assert set(created) == CONN_KEYS | {"warnings"}  # tested on the way in
+    assert isinstance(created.pop("warnings"), list)
     assert created["db_type"] == db_type
     assert created["has_password"] is bool(password)
     assert created["allow_write"] is False
@@ -229,6 +230,7 @@ def _bad_variants(fields: dict[str, Any]) -> list[tuple[str, dict[str, Any], str
 def test_bad_target_gives_clear_error_and_store_unchanged(
         svc: AigisService, alice: UserScope, conn_fields: dict[str, Any]) -> None:
     good = alice.create_connection({**conn_fields, "name": "good"}, test=True)
+    good.pop("warnings")
     for label, fields, where in _bad_variants(conn_fields):
         before = _store_snapshot(svc)
         with pytest.raises(DatabaseError) as exc:
@@ -529,6 +531,8 @@ def test_user_a_never_reaches_user_b(svc: AigisService, alice: UserScope, bob: U
         "last_result": [lambda: alice.last_result(bt)],
         "result_preview": [lambda: alice.result_preview(bt)],
         "schema": [lambda: alice.schema(bc), lambda: alice.schema("b-private")],
+        "readonly_role": [lambda: alice.readonly_role(bc), lambda: alice.readonly_role(bc,
+                                                                                    apply=True)],
         "chat": [lambda: _drain(alice.chat(bt, "hello")),
                  lambda: _drain(alice.chat(a_thread["id"], "hello", connection=bc))],
         "cancel": [lambda: alice.cancel(bt)],

@@ -37,6 +37,7 @@ __all__ = [
     "EngineCache",
     "explain_connect_error",
     "get_dialect",
+    "privilege_warning",
     "register_dialect",
     "test_connection",
 ]
@@ -208,6 +209,16 @@ class Dialect:
         """Rows per table (keyed by `schema.name`, or `name` without a schema) and whether
         the counts are exact; large servers give their statistics' estimates."""
         return {}, False
+
+    def risky_privileges(self, cursor: Any, spec: ConnectionSpec) -> list[str]:
+        """What the login may do that only the SQL parser stops (`superuser`,
+        `server_files`, `server_admin`): asked on an open cursor when a connection is tested.
+        A least-privilege account has none."""
+        return []
+
+    def readonly_role_sql(self, spec: ConnectionSpec, role: str, password: str) -> list[str]:
+        """Statements that create a login able to read this database and nothing else."""
+        raise BadInput(f"A {self.label} connection has no accounts to create.")
 
     def server_version(self, cursor: Any) -> str:
         """What `test_connection` reports, asked on an open DB-API cursor."""
@@ -404,6 +415,7 @@ def test_connection(spec: ConnectionSpec, cache: EngineCache | None = None) -> d
     try:
         cur = raw.cursor()
         version = dialect.server_version(cur)
+        risky = dialect.risky_privileges(cur, spec)
         cur.close()
         raw.rollback()
     except Exception as exc:
@@ -418,7 +430,27 @@ def test_connection(spec: ConnectionSpec, cache: EngineCache | None = None) -> d
         "db_type": dialect.name,
         "server_version": version,
         "latency_ms": round((time.perf_counter() - start) * 1000, 2),
+        "warnings": [privilege_warning(kind, dialect) for kind in risky],
     }
+
+
+#: Why a privileged login is a risk, by what the login may do.
+_RISKS = {
+    "superuser": "it is a superuser, which the database lets read server files, signal other "
+                 "sessions and change server settings even inside a read-only transaction",
+    "server_files": "it may read or write files on the database server",
+    "server_admin": "it may change server-wide settings, read and write server files and "
+                    "stop other sessions",
+}
+
+
+def privilege_warning(kind: str, dialect: Dialect) -> dict[str, Any]:
+    """A warning about a privileged login, with the next step (a read-only account)."""
+    return {"kind": kind,
+            "message": f"This {dialect.label} login is more powerful than reading needs: "
+                       f"{_RISKS.get(kind, kind)}. Only the SQL parser stands between a "
+                       "question and that power; connect with a read-only account instead.",
+            "action": {"kind": "readonly_role"}}
 
 
 test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

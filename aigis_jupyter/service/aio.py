@@ -21,6 +21,7 @@ from .contract import (
     Health,
     MessageInfo,
     ModelEntry,
+    ReadonlyRole,
     ResultPreview,
     SchemaInfo,
     ServiceAPI,
@@ -99,6 +100,11 @@ class AsyncScope:
 
     async def schema(self, ref: str, *, refresh: bool = False) -> SchemaInfo:
         return await self._run(self.scope.schema, ref, refresh=refresh)
+
+    async def readonly_role(self, ref: str, *, role: str = "aigis_readonly", apply: bool = False,
+                            save_as: str | None = None) -> ReadonlyRole:
+        return await self._run(self.scope.readonly_role, ref, role=role, apply=apply,
+                               save_as=save_as)
 
     async def run_sql(self, ref: str, sql: str, *, max_rows: int | None = None,
                       thread_id: str | None = None) -> QueryResult:

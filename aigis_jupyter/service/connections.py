@@ -12,7 +12,13 @@ from ..errors import AigisError, BadInput, Conflict, DatabaseError, NotFound, SQ
 from ..scrub import scrub
 from . import validation
 from .base import ScopeBase
-from .contract import ConnectionInfo, ConnectionTest, DemoConnection, SchemaInfo
+from .contract import (
+    ConnectionInfo,
+    ConnectionTest,
+    DemoConnection,
+    ReadonlyRole,
+    SchemaInfo,
+)
 from .rows import connection_info, iso
 
 if TYPE_CHECKING:
@@ -66,12 +72,18 @@ class ConnectionOps(ScopeBase):
         from ..databases.engines import test_connection
 
         try:
-            return test_connection(spec, self.service.engines)  # type: ignore[return-value]
+            result: ConnectionTest = test_connection(  # type: ignore[assignment]
+                spec, self.service.engines)
         except AigisError as exc:
             raise _scrubbed(exc, spec.password) from None
         finally:
             if not keep_engine:
                 self.service.engines.dispose(spec.id)
+        if result["warnings"] and self.settings.refuse_privileged_logins:
+            first = result["warnings"][0]
+            raise BadInput(f"{first['message']} This deployment refuses such logins.",
+                           reason="privileged_login", action=dict(first["action"]))
+        return result
 
     def connection_spec(self, ref: str) -> ConnectionSpec:
         """The connection with its clear password: for the executor and agent, never output."""
@@ -103,16 +115,19 @@ class ConnectionOps(ScopeBase):
         with self._session() as s:
             if self._repo(s).connection_by_name(v["name"]) is not None:
                 raise taken
-        if test:
-            self._test_spec(self._spec(row, v["password"]))
+        test = test or self.settings.refuse_privileged_logins
+        tested = self._test_spec(self._spec(row, v["password"])) if test else None
         if v["password"]:
             row.password_sealed = self._seal(v["password"], row.id)
         try:
             with self._session() as s:
                 self._repo(s).add_connection(row)
-                return connection_info(row)
+                out = connection_info(row)
         except sa.exc.IntegrityError:
             raise taken from None
+        if tested is not None:
+            out["warnings"] = tested["warnings"]
+        return out
 
     def update_connection(self, ref: str, data: Mapping[str, Any], *,
                           test: bool = False) -> ConnectionInfo:
@@ -144,10 +159,14 @@ class ConnectionOps(ScopeBase):
                     setattr(row, k, v[k])
                 row.updated_at = datetime.now(timezone.utc)
                 row.password_sealed = self._seal(password, row.id) if password else None
-                if test:  # raises before the commit: the stored row stays as it was
-                    self._test_spec(self._spec(row, password))
+                tested = None
+                if test or self.settings.refuse_privileged_logins:
+                    # raises before the commit: the stored row stays as it was
+                    tested = self._test_spec(self._spec(row, password))
                 s.flush()
                 out = connection_info(row)
+                if tested is not None:
+                    out["warnings"] = tested["warnings"]
         except sa.exc.IntegrityError:
             raise Conflict("You already have a connection with that name.") from None
         self.service.forget_connection(out["id"])
@@ -191,6 +210,55 @@ class ConnectionOps(ScopeBase):
         except AigisError as exc:
             raise _scrubbed(exc, spec.password) from None
 
+    def readonly_role(self, ref: str, *, role: str = "aigis_readonly", apply: bool = False,
+                      save_as: str | None = None) -> ReadonlyRole:
+        """The SQL that creates a login able only to read this connection's database.
+
+        With `apply`, it runs with the connection's own (administrator) login, under a
+        generated password that is sealed into the connection saved as `save_as` and never
+        shown; without, the statements carry a placeholder to replace.
+        """
+        import secrets
+
+        role = validation.opt_str({"role": role}, "role", max_len=63) or ""
+        if not role or not role.replace("_", "").isalnum():
+            raise BadInput("A role name is letters, digits and underscores, e.g. "
+                           "'aigis_readonly'.")
+        spec = self.connection_spec(ref)
+        dialect = spec.dialect
+        placeholder = "<choose a password>"
+        shown = dialect.readonly_role_sql(spec, role, placeholder)
+        if not apply:
+            return {"role": role, "sql": shown, "applied": False, "connection": None}
+        password = secrets.token_urlsafe(24)
+        engine = None
+        try:  # a fresh engine: pooled sessions of this connection are made read-only
+            engine = dialect.create_engine(spec)
+            raw = engine.raw_connection()
+            try:  # DB-API directly: no parameters, so no driver reads `%` as a placeholder
+                cur = raw.cursor()
+                for statement in dialect.readonly_role_sql(spec, role, password):
+                    cur.execute(statement)
+                raw.commit()
+            finally:
+                raw.close()
+        except Exception as exc:
+            detail = scrub(dialect.driver_message(exc), [spec.password, password])
+            raise DatabaseError(
+                f"Could not create the role {role!r} with this connection's login: {detail}. "
+                "Run the statements as an administrator, or pick another role name.") from None
+        finally:
+            if engine is not None:
+                engine.dispose()
+        saved = None
+        if save_as:
+            info = self.get_connection(ref)
+            saved = self.create_connection(
+                {"name": save_as, "db_type": info["db_type"], "host": info["host"],
+                 "port": info["port"], "database": info["database"], "username": role,
+                 "password": password, "options": info["options"]}, test=True)
+        return {"role": role, "sql": shown, "applied": True, "connection": saved}
+
     # -- SQL ----------------------------------------------------------------------------
     def run_sql(self, ref: str, sql: str, *, max_rows: int | None = None,
                 thread_id: str | None = None, cancel: CancelToken | None = None) -> QueryResult:
@@ -211,6 +279,8 @@ class ConnectionOps(ScopeBase):
             row = repo.connection(ref)
             name, db_type = row.name, row.db_type
             spec = self._spec(row, self._open_password(row))
+        if self.settings.refuse_privileged_logins:
+            self.service.check_login(spec, self._test_spec)
         status, rows, error = "error", None, None
         t0 = time.perf_counter()
         try:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 # pydantic reads these shapes for the OpenAPI document: it needs typing_extensions' TypedDict
 # before Python 3.12
-from typing_extensions import TypedDict
+from typing_extensions import NotRequired, TypedDict
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,7 +54,8 @@ class UserInfo(TypedDict):
 
 
 class ConnectionInfo(TypedDict):
-    """A connection as the outside sees it: never the password, only whether one is set."""
+    """A connection as the outside sees it: never the password, only whether one is set.
+    `warnings` is there when the connection was tested on the way in."""
 
     id: str
     name: str
@@ -68,6 +69,7 @@ class ConnectionInfo(TypedDict):
     options: dict[str, str]
     created_at: str | None
     updated_at: str | None
+    warnings: NotRequired[list[Notice]]
 
 
 #: The columns a listing of connections shows, in every door.
@@ -79,11 +81,27 @@ class DemoConnection(ConnectionInfo):
     status: Literal["created", "unchanged", "updated"]
 
 
+class Notice(TypedDict):
+    """Something the user should fix although it works (a privileged login, say)."""
+
+    kind: str
+    message: str
+    action: Action
+
+
 class ConnectionTest(TypedDict):
     ok: bool
     db_type: str
     server_version: str
     latency_ms: float
+    warnings: list[Notice]
+
+
+class ReadonlyRole(TypedDict):
+    role: str
+    sql: list[str]  # the statements; a generated password is never shown
+    applied: bool
+    connection: ConnectionInfo | None  # the saved connection that logs in as the role
 
 
 class ColumnInfo(TypedDict):
@@ -349,6 +367,8 @@ class ServiceAPI(Protocol):
     def test_connection(self, ref: str) -> ConnectionTest: ...
     def ensure_demo(self, path: str | None = None, name: str = "demo") -> DemoConnection: ...
     def schema(self, ref: str, *, refresh: bool = False) -> SchemaInfo: ...
+    def readonly_role(self, ref: str, *, role: str = "aigis_readonly", apply: bool = False,
+                      save_as: str | None = None) -> ReadonlyRole: ...
     def run_sql(self, ref: str, sql: str, *, max_rows: int | None = None,
                 thread_id: str | None = None) -> QueryResult: ...
 

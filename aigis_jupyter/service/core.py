@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..errors import Conflict, VaultError
@@ -24,7 +25,7 @@ from .turns import Turns
 
 if TYPE_CHECKING:
     from ..agent.runner import AgentRunner
-    from ..databases.engines import EngineCache
+    from ..databases.engines import ConnectionSpec, EngineCache
     from ..models import ModelRegistry
     from ..store.db import Store
     from ..vault import Vault
@@ -45,6 +46,7 @@ class AigisService:
         self._engines: EngineCache | None = None
         self._models: ModelRegistry | None = None
         self._runner: AgentRunner | None = None
+        self._checked_logins: set[tuple[str, str]] = set()
 
     def __repr__(self) -> str:
         return f"AigisService(store={self.store.safe_url!r})"
@@ -165,6 +167,13 @@ class AigisService:
                                      f"failed: {exc.message}", reason=exc.reason) from None
                 count += 1
         return count
+
+    def check_login(self, spec: ConnectionSpec, test: Callable[..., Any]) -> None:
+        """Test a connection's login once per version (`test` raises if it is refused)."""
+        key = (spec.id, spec.version)
+        if key not in self._checked_logins:
+            test(spec, keep_engine=True)
+            self._checked_logins.add(key)
 
     def forget_connection(self, conn_id: str) -> None:
         """Drop everything cached for a connection (engine pool, schema snapshot)."""

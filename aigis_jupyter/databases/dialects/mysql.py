@@ -47,6 +47,22 @@ WHERE k.TABLE_SCHEMA = DATABASE()
 ORDER BY 2, 1, 10, 4
 """
 
+#: Global privileges that reach beyond reading one database (MariaDB splits SUPER up).
+_ADMIN_PRIVILEGES = frozenset({"SUPER", "SHUTDOWN", "PROCESS", "RELOAD", "CONNECTION ADMIN",
+                               "READ_ONLY ADMIN", "CREATE USER", "BINLOG ADMIN"})
+# the grantee as information_schema spells it: 'user'@'host'
+_PRIVILEGES = (
+    "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = "
+    "CONCAT(CHAR(39), SUBSTRING_INDEX(CURRENT_USER(), '@', 1), CHAR(39), '@', CHAR(39), "
+    "SUBSTRING_INDEX(CURRENT_USER(), '@', -1), CHAR(39))"
+)
+
+
+def _literal(text: str) -> str:
+    """A string literal (backslashes too: MariaDB treats them as escapes by default)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
 _ROW_ESTIMATES = """
 SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES
 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'
@@ -194,6 +210,20 @@ class MySQLDialect(Dialect):
     def fingerprint(self, engine: Engine, spec: ConnectionSpec) -> tuple[list[str], str | None]:
         row = runs.catalog_rows(engine, spec, _FINGERPRINT)[0]
         return [str(v) for v in row], None
+
+    def risky_privileges(self, cursor: Any, spec: ConnectionSpec) -> list[str]:
+        cursor.execute(_PRIVILEGES)
+        have = {str(_s(r[0])).upper() for r in cursor.fetchall()}
+        if have & _ADMIN_PRIVILEGES:
+            return ["server_admin"]
+        return ["server_files"] if "FILE" in have else []
+
+    def readonly_role_sql(self, spec: ConnectionSpec, role: str, password: str) -> list[str]:
+        """A user that can read this one database (tables and views) and nothing else."""
+        user = f"{_literal(role)}@'%'"
+        db = "`" + (spec.database or "").replace("`", "``") + "`"
+        return [f"CREATE USER {user} IDENTIFIED BY {_literal(password)}",
+                f"GRANT SELECT, SHOW VIEW ON {db}.* TO {user}"]
 
     def row_counts(self, engine: Engine, spec: ConnectionSpec,
                    tables: list[Table]) -> tuple[dict[str, int | None], bool]:

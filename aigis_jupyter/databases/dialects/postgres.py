@@ -129,6 +129,23 @@ WHERE r.relkind IN ('r', 'p', 'm')
 """
 
 
+_RISKY = """
+SELECT r.rolsuper,
+       pg_has_role(r.oid, 'pg_read_server_files', 'MEMBER')
+       OR pg_has_role(r.oid, 'pg_write_server_files', 'MEMBER')
+       OR pg_has_role(r.oid, 'pg_execute_server_program', 'MEMBER')
+FROM pg_catalog.pg_roles r WHERE r.rolname = COALESCE(%(role)s, current_user)
+"""
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _schemas(spec: ConnectionSpec) -> list[str] | None:
     raw = spec.options.get("schema")
     if not raw:
@@ -346,6 +363,29 @@ class PostgresDialect(Dialect):
                                 begin=_READ_ONLY)[0]
         now = (int(row[2]) + 3) % 2**32
         return [str(row[0]), str(row[1]), *(_newest(str(v), now) for v in row[3:])], row[1]
+
+    def risky_privileges(self, cursor: Any, spec: ConnectionSpec) -> list[str]:
+        """For the role queries run as (the connection's `role` option, else the login)."""
+        cursor.execute(_RISKY, {"role": spec.options.get("role") or None})
+        row = cursor.fetchone()
+        if row is None:
+            return []
+        return ["superuser"] if row[0] else (["server_files"] if row[1] else [])
+
+    def readonly_role_sql(self, spec: ConnectionSpec, role: str, password: str) -> list[str]:
+        """A login that can connect, read the tables of the connection's schemas (now and
+        later) and nothing else; its sessions start read-only as well."""
+        r, db = _ident(role), _ident(spec.database or self.default_database or "postgres")
+        out = [f"CREATE ROLE {r} LOGIN PASSWORD {_literal(password)} NOSUPERUSER NOCREATEDB "
+               "NOCREATEROLE NOREPLICATION",
+               f"GRANT CONNECT ON DATABASE {db} TO {r}"]
+        for schema in _schemas(spec) or ["public"]:
+            s = _ident(schema)
+            out += [f"GRANT USAGE ON SCHEMA {s} TO {r}",
+                    f"GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {r}",
+                    f"ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT SELECT ON TABLES TO {r}"]
+        out.append(f"ALTER ROLE {r} SET default_transaction_read_only = on")
+        return out
 
     def row_counts(self, engine: Engine, spec: ConnectionSpec,
                    tables: list[Table]) -> tuple[dict[str, int | None], bool]:

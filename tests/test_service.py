@@ -31,7 +31,7 @@ from aigis_jupyter.settings import Settings
 from aigis_jupyter.store.models import AuditLog, Connection, Message, Thread
 
 CONN_KEYS = {"id", "name", "db_type", "host", "port", "database", "username", "has_password",
-             "allow_write", "options", "created_at", "updated_at"}
+             "allow_write", "options", "shared", "created_at", "updated_at"}
 
 
 # -- fixtures -------------------------------------------------------------------------
@@ -533,6 +533,8 @@ def test_user_a_never_reaches_user_b(svc: AigisService, alice: UserScope, bob: U
         "schema": [lambda: alice.schema(bc), lambda: alice.schema("b-private")],
         "readonly_role": [lambda: alice.readonly_role(bc), lambda: alice.readonly_role(bc,
                                                                                     apply=True)],
+        "connection_grants": [lambda: alice.connection_grants(bc)],
+        "revoke_connection": [lambda: alice.revoke_connection(bc, user="alice")],
         "chat": [lambda: _drain(alice.chat(bt, "hello")),
                  lambda: _drain(alice.chat(a_thread["id"], "hello", connection=bc))],
         "cancel": [lambda: alice.cancel(bt)],
@@ -552,7 +554,8 @@ def test_user_a_never_reaches_user_b(svc: AigisService, alice: UserScope, bob: U
     # admin-only calls are refused outright (not NotFound: it is the call that is refused)
     admin_only = {"list_users": alice.list_users,
                   "get_user": lambda: alice.get_user(bob.user_id),
-                  "delete_user": lambda: alice.delete_user(bob.user_id)}
+                  "delete_user": lambda: alice.delete_user(bob.user_id),
+                  "grant_connection": lambda: alice.grant_connection(bc, user="alice")}
     for fn in admin_only.values():
         with pytest.raises(Forbidden):
             fn()

@@ -18,6 +18,7 @@ from .contract import (
     ConnectionTest,
     DemoConnection,
     Event,
+    Grant,
     Health,
     MessageInfo,
     ModelEntry,
@@ -100,6 +101,17 @@ class AsyncScope:
 
     async def schema(self, ref: str, *, refresh: bool = False) -> SchemaInfo:
         return await self._run(self.scope.schema, ref, refresh=refresh)
+
+    async def connection_grants(self, ref: str) -> list[Grant]:
+        return await self._run(self.scope.connection_grants, ref)
+
+    async def grant_connection(self, ref: str, *, user: str | None = None,
+                               group: str | None = None) -> list[Grant]:
+        return await self._run(self.scope.grant_connection, ref, user=user, group=group)
+
+    async def revoke_connection(self, ref: str, *, user: str | None = None,
+                                group: str | None = None) -> list[Grant]:
+        return await self._run(self.scope.revoke_connection, ref, user=user, group=group)
 
     async def readonly_role(self, ref: str, *, role: str = "aigis_readonly", apply: bool = False,
                             save_as: str | None = None) -> ReadonlyRole:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Forbidden
@@ -16,9 +17,11 @@ if TYPE_CHECKING:
 class ScopeBase:
     """Bound to one user; every store query goes through an owner-filtered repository."""
 
-    def __init__(self, service: AigisService, user: UserInfo) -> None:
+    def __init__(self, service: AigisService, user: UserInfo,
+                 groups: Iterable[str] = ()) -> None:
         self.service = service
         self.user = user
+        self.groups = frozenset(groups)  # the identity provider's (hub) groups
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(user={self.user['username']!r})"
@@ -45,7 +48,7 @@ class ScopeBase:
     def _repo(self, s: Any) -> OwnerRepo:
         from ..store.repo import OwnerRepo
 
-        return OwnerRepo(s, self.user_id)
+        return OwnerRepo(s, self.user_id, username=self.username, groups=self.groups)
 
     def _require_admin(self) -> None:
         if not self.is_admin:

@@ -16,10 +16,11 @@ from .contract import (
     ConnectionInfo,
     ConnectionTest,
     DemoConnection,
+    Grant,
     ReadonlyRole,
     SchemaInfo,
 )
-from .rows import connection_info, iso
+from .rows import connection_info, grant_info, iso
 
 if TYPE_CHECKING:
     from ..databases.engines import ConnectionSpec
@@ -39,11 +40,11 @@ def _scrubbed(exc: AigisError, password: str | None) -> AigisError:
 class ConnectionOps(ScopeBase):
     def list_connections(self) -> list[ConnectionInfo]:
         with self._session() as s:
-            return [connection_info(c) for c in self._repo(s).connections()]
+            return [connection_info(c, self.user_id) for c in self._repo(s).connections()]
 
     def get_connection(self, ref: str) -> ConnectionInfo:
         with self._session() as s:
-            return connection_info(self._repo(s).connection(ref))
+            return connection_info(self._repo(s).connection(ref), self.user_id)
 
     def _spec(self, row: Connection, password: str | None) -> ConnectionSpec:
         from ..databases.engines import ConnectionSpec
@@ -122,7 +123,7 @@ class ConnectionOps(ScopeBase):
         try:
             with self._session() as s:
                 self._repo(s).add_connection(row)
-                out = connection_info(row)
+                out = connection_info(row, self.user_id)
         except sa.exc.IntegrityError:
             raise taken from None
         if tested is not None:
@@ -139,7 +140,7 @@ class ConnectionOps(ScopeBase):
         try:
             with self._session() as s:
                 repo = self._repo(s)
-                row = repo.connection(ref)
+                row = repo.connection(ref, own=True)
                 merged = {k: getattr(row, k) for k in validation.CONNECTION_FIELDS
                           if k != "password"}
                 merged.update({k: v for k, v in data.items() if k != "password"})
@@ -164,7 +165,7 @@ class ConnectionOps(ScopeBase):
                     # raises before the commit: the stored row stays as it was
                     tested = self._test_spec(self._spec(row, password))
                 s.flush()
-                out = connection_info(row)
+                out = connection_info(row, self.user_id)
                 if tested is not None:
                     out["warnings"] = tested["warnings"]
         except sa.exc.IntegrityError:
@@ -175,7 +176,7 @@ class ConnectionOps(ScopeBase):
     def delete_connection(self, ref: str) -> None:
         with self._session() as s:
             repo = self._repo(s)
-            row = repo.connection(ref)
+            row = repo.connection(ref, own=True)
             conn_id = row.id
             repo.delete_connection(row)
         self.service.forget_connection(conn_id)
@@ -210,6 +211,46 @@ class ConnectionOps(ScopeBase):
         except AigisError as exc:
             raise _scrubbed(exc, spec.password) from None
 
+    # -- sharing ---------------------------------------------------------------------------
+    def _grantee(self, user: str | None, group: str | None) -> tuple[str, str]:
+        if bool(user) == bool(group):
+            raise BadInput("Name exactly one of 'user' or 'group' to share with.")
+        kind, name = ("user", user) if user else ("group", group)
+        name = validation.opt_str({kind: name}, kind) or ""
+        if not name:
+            raise BadInput(f"The {kind} name is empty.")
+        return kind, name
+
+    def connection_grants(self, ref: str) -> list[Grant]:
+        """Who a connection of yours is shared with."""
+        with self._session() as s:
+            repo = self._repo(s)
+            return [grant_info(g) for g in repo.grants(repo.connection(ref, own=True))]
+
+    def grant_connection(self, ref: str, *, user: str | None = None,
+                         group: str | None = None) -> list[Grant]:
+        """Share one of your connections with a user or a hub group (administrators): they
+        may ask it questions, never see its credentials, and cannot change it."""
+        self._require_admin()
+        kind, name = self._grantee(user, group)
+        with self._session() as s:
+            repo = self._repo(s)
+            row = repo.connection(ref, own=True)
+            repo.grant(row, kind, name)
+            return [grant_info(g) for g in repo.grants(row)]
+
+    def revoke_connection(self, ref: str, *, user: str | None = None,
+                          group: str | None = None) -> list[Grant]:
+        """Stop sharing; it takes effect on the grantee's next question."""
+        kind, name = self._grantee(user, group)
+        with self._session() as s:
+            repo = self._repo(s)
+            row = repo.connection(ref, own=True)
+            if not repo.revoke(row, kind, name):
+                raise NotFound(f"The connection {row.name!r} is not shared with {kind} "
+                               f"{name!r}.")
+            return [grant_info(g) for g in repo.grants(row)]
+
     def readonly_role(self, ref: str, *, role: str = "aigis_readonly", apply: bool = False,
                       save_as: str | None = None) -> ReadonlyRole:
         """The SQL that creates a login able only to read this connection's database.
@@ -224,6 +265,8 @@ class ConnectionOps(ScopeBase):
         if not role or not role.replace("_", "").isalnum():
             raise BadInput("A role name is letters, digits and underscores, e.g. "
                            "'aigis_readonly'.")
+        with self._session() as s:
+            self._repo(s).connection(ref, own=True)  # another's shared connection: refused
         spec = self.connection_spec(ref)
         dialect = spec.dialect
         placeholder = "<choose a password>"

@@ -67,9 +67,18 @@ class ConnectionInfo(TypedDict):
     has_password: bool
     allow_write: bool
     options: dict[str, str]
+    shared: bool  # shared with you by its owner: usable, its login details hidden
     created_at: str | None
     updated_at: str | None
     warnings: NotRequired[list[Notice]]
+
+
+class Grant(TypedDict):
+    """A connection shared with a user or a hub group."""
+
+    kind: Literal["user", "group"]
+    name: str
+    created_at: str | None
 
 
 #: The columns a listing of connections shows, in every door.
@@ -367,6 +376,11 @@ class ServiceAPI(Protocol):
     def test_connection(self, ref: str) -> ConnectionTest: ...
     def ensure_demo(self, path: str | None = None, name: str = "demo") -> DemoConnection: ...
     def schema(self, ref: str, *, refresh: bool = False) -> SchemaInfo: ...
+    def connection_grants(self, ref: str) -> list[Grant]: ...
+    def grant_connection(self, ref: str, *, user: str | None = None,
+                         group: str | None = None) -> list[Grant]: ...
+    def revoke_connection(self, ref: str, *, user: str | None = None,
+                          group: str | None = None) -> list[Grant]: ...
     def readonly_role(self, ref: str, *, role: str = "aigis_readonly", apply: bool = False,
                       save_as: str | None = None) -> ReadonlyRole: ...
     def run_sql(self, ref: str, sql: str, *, max_rows: int | None = None,

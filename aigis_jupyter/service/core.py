@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -105,7 +105,7 @@ class AigisService:
         _ = self.runner().graph
 
     def user(self, username: str, *, is_admin: bool | None = None,
-             display_name: str | None = None) -> UserScope:
+             display_name: str | None = None, groups: Iterable[str] = ()) -> UserScope:
         """Get or create the user the door authenticated; returns their scope.
 
         ``is_admin`` comes from the identity provider (Jupyter / the hub): True or False
@@ -133,7 +133,7 @@ class AigisService:
                             u.display_name, changed = display_name, True
                         if changed:
                             u.updated_at = datetime.now(timezone.utc)
-                    return UserScope(self, user_info(u))
+                    return UserScope(self, user_info(u), groups)
             except sa.exc.IntegrityError:
                 continue  # another process created the same user at the same moment
         raise Conflict(f"Could not create user {username!r}; try again.")

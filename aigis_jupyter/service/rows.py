@@ -8,11 +8,19 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from .contract import AuditEntry, ConnectionInfo, MessageInfo, ModelEntry, ThreadInfo, UserInfo
+from .contract import (
+    AuditEntry,
+    ConnectionInfo,
+    Grant,
+    MessageInfo,
+    ModelEntry,
+    ThreadInfo,
+    UserInfo,
+)
 
 if TYPE_CHECKING:
     from ..models import ModelInfo, ModelRegistry
-    from ..store.models import AuditLog, Connection, Message, Thread, User
+    from ..store.models import AuditLog, Connection, ConnectionGrant, Message, Thread, User
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -29,12 +37,21 @@ def user_info(u: User) -> UserInfo:
             "updated_at": iso(u.updated_at)}
 
 
-def connection_info(c: Connection) -> ConnectionInfo:
-    return {"id": c.id, "name": c.name, "db_type": c.db_type, "host": c.host, "port": c.port,
-            "database": c.database, "username": c.username,
-            "has_password": bool(c.password_sealed), "allow_write": bool(c.allow_write),
-            "options": dict(c.options or {}), "created_at": iso(c.created_at),
-            "updated_at": iso(c.updated_at)}
+def connection_info(c: Connection, viewer_id: str) -> ConnectionInfo:
+    """Shared with the viewer by its owner: usable, but where and as whom it logs in stay
+    the owner's (host, port, user, options and whether there is a password)."""
+    shared = c.owner_id != viewer_id
+    return {"id": c.id, "name": c.name, "db_type": c.db_type,
+            "host": None if shared else c.host, "port": None if shared else c.port,
+            "database": c.database, "username": None if shared else c.username,
+            "has_password": False if shared else bool(c.password_sealed),
+            "allow_write": bool(c.allow_write), "options": {} if shared else dict(c.options or {}),
+            "shared": shared, "created_at": iso(c.created_at), "updated_at": iso(c.updated_at)}
+
+
+def grant_info(g: ConnectionGrant) -> Grant:
+    return {"kind": g.grantee_kind, "name": g.grantee,  # type: ignore[typeddict-item]
+            "created_at": iso(g.created_at)}
 
 
 def thread_info(t: Thread, connection_name: str | None = None, *,

@@ -77,7 +77,7 @@ class UserScope(ThreadOps):
         with self._session() as s:
             repo = UserRepo(s)
             u = repo.get(user_id)
-            conn_ids = [c.id for c in OwnerRepo(s, u.id).connections()]
+            conn_ids = [c.id for c in OwnerRepo(s, u.id).connections(shared=False)]
             repo.delete(u)
         for cid in conn_ids:
             self.service.forget_connection(cid)

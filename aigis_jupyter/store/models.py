@@ -141,6 +141,21 @@ class AuditLog(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class ConnectionGrant(Base):
+    """A connection its owner (an administrator) shares with a user or a hub group: they may
+    ask it questions; they never see its credentials and cannot change it."""
+
+    __tablename__ = "connection_grants"
+    __table_args__ = (UniqueConstraint("connection_id", "grantee_kind", "grantee"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    connection_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("connections.id", ondelete="CASCADE"))
+    grantee_kind: Mapped[str] = mapped_column(String(8))  # user | group
+    grantee: Mapped[str] = mapped_column(String(255), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class TurnLease(Base):
     """The running turn of a thread, held by one process until it ends or stops renewing.
 
@@ -161,5 +176,5 @@ class TurnLease(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-__all__ = ["AuditLog", "Base", "Connection", "Message", "Thread", "TurnLease", "User", "new_id",
-           "utcnow"]
+__all__ = ["AuditLog", "Base", "Connection", "ConnectionGrant", "Message", "Thread", "TurnLease",
+           "User", "new_id", "utcnow"]

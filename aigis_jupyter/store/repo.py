@@ -8,15 +8,25 @@ identity) works across owners.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..errors import NotFound, action
-from .models import AuditLog, Base, Connection, Message, Thread, TurnLease, User, utcnow
+from ..errors import Forbidden, NotFound, action
+from .models import (
+    AuditLog,
+    Base,
+    Connection,
+    ConnectionGrant,
+    Message,
+    Thread,
+    TurnLease,
+    User,
+    utcnow,
+)
 
 M = TypeVar("M", bound=Base)
 
@@ -54,6 +64,10 @@ class UserRepo:
         conn_ids = sa.select(Connection.id).where(Connection.owner_id == user.id)
         self.s.execute(sa.update(AuditLog).where(AuditLog.connection_id.in_(conn_ids))
                        .values(connection_id=None))
+        self.s.execute(sa.delete(ConnectionGrant).where(
+            sa.or_(ConnectionGrant.connection_id.in_(conn_ids),
+                   sa.and_(ConnectionGrant.grantee_kind == "user",
+                           ConnectionGrant.grantee == user.username))))
         self.s.execute(sa.delete(Message).where(Message.owner_id == user.id))
         self.s.execute(sa.delete(TurnLease).where(TurnLease.owner_id == user.id))
         self.s.execute(sa.delete(Thread).where(Thread.owner_id == user.id))
@@ -72,33 +86,86 @@ class UserRepo:
 
 
 class OwnerRepo:
-    """Every query here is filtered on ``owner_id``."""
+    """Every query here is filtered on ``owner_id``; connections also on what was shared
+    with the owner (by user name or hub group), read-only."""
 
-    def __init__(self, session: Session, owner_id: str) -> None:
+    def __init__(self, session: Session, owner_id: str, *, username: str | None = None,
+                 groups: Iterable[str] = ()) -> None:
         if not owner_id:
             raise ValueError("OwnerRepo needs an owner id")
         self.s = session
         self.owner_id = owner_id
+        self.username = username
+        self.groups = tuple(groups)
 
     def _select(self, model: type[M]) -> sa.Select[tuple[M]]:
         return sa.select(model).where(model.owner_id == self.owner_id)  # type: ignore[attr-defined]
 
-    # -- connections ----------------------------------------------------------------
-    def connections(self) -> Sequence[Connection]:
-        return self.s.scalars(self._select(Connection).order_by(Connection.name)).all()
+    def _granted_ids(self) -> sa.Select[tuple[str]]:
+        """Ids of connections shared with this user, directly or through a group."""
+        who = []
+        if self.username:
+            who.append(sa.and_(ConnectionGrant.grantee_kind == "user",
+                               ConnectionGrant.grantee == self.username))
+        if self.groups:
+            who.append(sa.and_(ConnectionGrant.grantee_kind == "group",
+                               ConnectionGrant.grantee.in_(self.groups)))
+        return sa.select(ConnectionGrant.connection_id).where(sa.or_(sa.false(), *who))
 
-    def connection(self, ref: str) -> Connection:
-        """By id, then by name; NotFound when missing or not this owner's."""
+    # -- connections ----------------------------------------------------------------
+    def connections(self, *, shared: bool = True) -> Sequence[Connection]:
+        """Your connections by name, then (with `shared`) those shared with you."""
+        own = self.s.scalars(self._select(Connection).order_by(Connection.name)).all()
+        if not shared:
+            return own
+        granted = self.s.scalars(
+            sa.select(Connection).where(Connection.id.in_(self._granted_ids()),
+                                        Connection.owner_id != self.owner_id)
+            .order_by(Connection.name)).all()
+        return [*own, *granted]
+
+    def connection(self, ref: str, *, own: bool = False) -> Connection:
+        """By id, then by name; yours first, then (unless `own`) one shared with you.
+        NotFound when neither; Forbidden when `own` and it is only shared with you."""
         if not isinstance(ref, str) or not ref:
             raise NotFound("No connection given: pass a connection id or name.")
-        row = self.s.scalars(self._select(Connection).where(Connection.id == ref)).one_or_none()
-        if row is None:
+        for where in (Connection.id == ref, Connection.name == ref):
+            row = self.s.scalars(self._select(Connection).where(where)).one_or_none()
+            if row is not None:
+                return row
+        for where in (Connection.id == ref, Connection.name == ref):
             row = self.s.scalars(
-                self._select(Connection).where(Connection.name == ref)).one_or_none()
-        if row is None:
-            raise NotFound(f"You have no connection {ref!r}.",
-                           action=action("add_connection"))
-        return row
+                sa.select(Connection).where(where, Connection.id.in_(self._granted_ids()))
+                .order_by(Connection.created_at).limit(1)).first()
+            if row is not None:
+                if own:
+                    raise Forbidden(f"The connection {row.name!r} is shared with you; only "
+                                    "its owner can change it.")
+                return row
+        raise NotFound(f"You have no connection {ref!r}.", action=action("add_connection"))
+
+    def grants(self, connection: Connection) -> Sequence[ConnectionGrant]:
+        self._own(connection)
+        return self.s.scalars(sa.select(ConnectionGrant).where(
+            ConnectionGrant.connection_id == connection.id).order_by(
+            ConnectionGrant.grantee_kind, ConnectionGrant.grantee)).all()
+
+    def grant(self, connection: Connection, kind: str, grantee: str) -> None:
+        self._own(connection)
+        exists = self.s.scalars(sa.select(ConnectionGrant).where(
+            ConnectionGrant.connection_id == connection.id,
+            ConnectionGrant.grantee_kind == kind, ConnectionGrant.grantee == grantee)).first()
+        if exists is None:
+            self.s.add(ConnectionGrant(connection_id=connection.id, grantee_kind=kind,
+                                       grantee=grantee))
+            self.s.flush()
+
+    def revoke(self, connection: Connection, kind: str, grantee: str) -> bool:
+        self._own(connection)
+        res = self.s.execute(sa.delete(ConnectionGrant).where(
+            ConnectionGrant.connection_id == connection.id,
+            ConnectionGrant.grantee_kind == kind, ConnectionGrant.grantee == grantee))
+        return bool(res.rowcount)
 
     def connection_by_name(self, name: str) -> Connection | None:
         return self.s.scalars(
@@ -118,6 +185,7 @@ class OwnerRepo:
                        .values(connection_id=None))
         self.s.execute(sa.update(AuditLog).where(AuditLog.connection_id == row.id)
                        .values(connection_id=None))
+        self.s.execute(sa.delete(ConnectionGrant).where(ConnectionGrant.connection_id == row.id))
         self.s.delete(row)
         self.s.flush()
 

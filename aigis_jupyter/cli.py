@@ -71,8 +71,10 @@ class _Ctx:
 
     @property
     def scope(self) -> ServiceAPI:
-        from .client import current_username
+        from .client import connect, current_username, service_url
 
+        if service_url():  # hub mode: the shared service, as the hub user
+            return connect()
         return self.service.user(current_username(self.args.user))
 
     def close(self) -> None:

@@ -122,3 +122,32 @@ class VaultError(AigisError):
 
     status = 500
     reason = "vault_error"
+
+
+class ServiceUnavailable(UpstreamError):
+    """The shared service (hub mode) does not answer: it may be restarting."""
+
+    status = 503
+    reason = "service_unavailable"
+
+
+_BY_STATUS: dict[int, type[AigisError]] = {
+    400: BadInput, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict,
+    422: SQLRefused, 500: AigisError, 502: UpstreamError, 503: ServiceUnavailable,
+}
+_BY_REASON: dict[str, type[AigisError]] = {
+    "database_error": DatabaseError, "query_timeout": QueryTimeout, "cancelled": QueryCancelled,
+    "model_error": ModelError, "no_model": NoModelSelected, "vault_error": VaultError,
+}
+
+
+def error_from(status: int, body: dict[str, Any]) -> AigisError:
+    """The core error a `{"message", "reason", "action"?}` answer stands for (remote clients
+    raise the same errors as the in-process service)."""
+    reason = str(body.get("reason") or "")
+    cls = _BY_REASON.get(reason) or _BY_STATUS.get(status, AigisError)
+    exc = cls(str(body.get("message") or f"The service answered {status}."),
+              reason=reason or None, action=body.get("action") or None)
+    if cls is AigisError:
+        exc.status = status
+    return exc

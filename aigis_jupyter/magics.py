@@ -104,9 +104,9 @@ class AigisMagics(Subcommands, Magics, Configurable):
     @property
     def scope(self) -> ServiceAPI:
         if self._scope is None:
-            from .client import local_scope
+            from .client import connect
 
-            self._scope = local_scope()
+            self._scope = connect()
         return self._scope
 
     def thread_id(self, name: str | None = None) -> str:

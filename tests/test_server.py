@@ -146,8 +146,14 @@ async def test_the_original_chat_flow_and_every_route(call: Any, service: Any,
 async def test_passwords_go_in_and_never_come_out(call: Any, pg_server: str) -> None:
     made = await call("alice", "POST", "connections", {
         "name": "pg", "db_type": "postgres", "host": "127.0.0.1", "database": "postgres",
-        "username": "postgres", "password": SECRET})
+        "username": "postgres", "password": SECRET}, params={"test": "true"})
     assert made.status == 201 and made.json["has_password"] and "password" not in made.json
+    # the superuser login works, and the answer says why it should not be used
+    assert [w["kind"] for w in made.json["warnings"]] == ["superuser"]
+    assert made.json["warnings"][0]["action"] == {"kind": "readonly_role"}
+    role = await call("alice", "POST", f"connections/{made.json['id']}/readonly-role", {})
+    assert role.status == 200 and role.json["applied"] is False
+    assert "<choose a password>" in role.json["sql"][0]
     everything = json.dumps([(await call("alice", "GET", "connections")).json,
                              (await call("alice", "GET", f"connections/{made.json['id']}")).json])
     assert SECRET not in everything and SECRET not in made.body.decode()
@@ -267,7 +273,8 @@ def test_every_handler_requires_authentication() -> None:
     from aigis_jupyter.server.app import url_handlers as routes
 
     checked = 0
-    for pattern, handler in routes():
+    # local mode's routes, and the one a hub user's server forwards everything through
+    for pattern, handler in [*routes(hub_mode=False), *routes(hub_mode=True)]:
         assert handler.auth_resource == "aigis", handler
         for verb in handler.SUPPORTED_METHODS:
             method = getattr(handler, verb.lower())

@@ -24,6 +24,8 @@ def _trait_for(annotation: str, help_text: str, env: str | None) -> TraitType[An
     """A traitlet for one `Settings` field; None (unset) means: from the environment."""
     help_text = f"{help_text} (default: ${env} or the built-in default)" if env else help_text
     kind = annotation.split("|")[0].strip()
+    if kind.startswith("bool"):
+        return Bool(None, allow_none=True, help=help_text).tag(config=True)
     if kind.startswith("int"):
         return Int(None, allow_none=True, help=help_text).tag(config=True)
     if kind.startswith("float"):
@@ -103,10 +105,17 @@ class AigisExtension(_SettingsTraits):  # type: ignore[misc,valid-type]
         self.handlers.extend(url_handlers())
 
 
-def url_handlers() -> list[tuple[str, type]]:
-    """What the extension registers: every route, then the OpenAPI document."""
-    from .openapi import OpenAPIHandler
+def url_handlers(*, hub_mode: bool | None = None) -> list[tuple[str, type]]:
+    """What the extension registers: every route and the OpenAPI document or, on a hub
+    user's server (`AIGIS_SERVICE_URL` set), one route forwarding them all to the service."""
+    from ..client import service_url
     from .routes import PREFIX, route_table
+
+    if hub_mode if hub_mode is not None else bool(service_url()):
+        from .proxy import proxy_routes
+
+        return proxy_routes(PREFIX)
+    from .openapi import OpenAPIHandler
 
     return [*((r.pattern, r.handler) for r in route_table()),
             (PREFIX + "/openapi.json", OpenAPIHandler)]

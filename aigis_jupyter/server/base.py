@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 AUTH_RESOURCE = "aigis"
 #: Request bodies larger than this are refused before they are parsed.
 MAX_BODY_BYTES = 1 << 20
+#: No text the API takes may hold U+0000: a PostgreSQL store cannot keep it, nor can a file
+#: path or a database name; refused at the door, before it reaches the core.
+NUL_MESSAGE = "Text cannot contain the NUL character (U+0000)."
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -44,6 +47,8 @@ class AigisHandler(APIHandler):
         """The acting user's scope: always the authenticated identity, never a request field."""
         cached = getattr(self, "_aigis_scope", None)
         if cached is None:
+            if _has_nul(list(self.path_args)):  # every route asks for it before using an id
+                raise BadInput(NUL_MESSAGE)
             cached = self._aigis_scope = await self.aigis.scope(self.current_user)
         return cached
 
@@ -63,6 +68,8 @@ class AigisHandler(APIHandler):
                 raise BadInput(f"The request body is not valid JSON: {exc}.") from None
         if not isinstance(data, dict):
             raise BadInput("The request body must be a JSON object.")
+        if _has_nul(data):
+            raise BadInput(NUL_MESSAGE)
         if allowed is not None:
             unknown = sorted(set(data) - set(allowed))
             if unknown:
@@ -88,7 +95,7 @@ class AigisHandler(APIHandler):
         return value
 
     def int_arg(self, name: str, default: int, lo: int, hi: int) -> int:
-        raw = self.get_argument(name, None)
+        raw = self.get_argument(name, None, strip=False)
         if raw is None:
             return default
         try:
@@ -100,7 +107,8 @@ class AigisHandler(APIHandler):
         return value
 
     def bool_arg(self, name: str, default: bool = False) -> bool:
-        raw = self.get_argument(name, None)
+        # unstripped: tornado would turn control characters into spaces and strip them away
+        raw = self.get_argument(name, None, strip=False)
         if raw is None:
             return default
         if raw.lower() in ("1", "true", "yes", "on"):
@@ -124,8 +132,16 @@ class AigisHandler(APIHandler):
         else:
             body = {"message": "The server failed unexpectedly; its log says why. Try again.",
                     "reason": "server_error"}
+        if status_code == 405:  # RFC 9110: a 405 says which methods the resource has
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(body))
+
+    @classmethod
+    def allowed_methods(cls) -> list[str]:
+        """The HTTP methods this route implements (OPTIONS, jupyter-server's, aside)."""
+        return [m for m in cls.SUPPORTED_METHODS if m != "OPTIONS"
+                and getattr(cls, m.lower()) is not web.RequestHandler._unimplemented_method]
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, AigisError):  # an answer to the user, not a server fault
@@ -133,6 +149,16 @@ class AigisHandler(APIHandler):
                           value.reason, value.status)
             return
         super().log_exception(typ, value, tb)
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _reason(status: int) -> str:

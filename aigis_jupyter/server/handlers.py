@@ -7,11 +7,15 @@ shape of the HTTP body is checked.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import BadInput
 from ..service.validation import CONNECTION_FIELDS
 from .base import AigisHandler, api
 
 THREAD_FIELDS = ("title", "connection", "user_connection_id", "model")
+#: The most audit rows one request returns.
+AUDIT_LIMIT_MAX = 10_000
 
 
 class MeHandler(AigisHandler):
@@ -43,7 +47,35 @@ class UserHandler(AigisHandler):
         self.finish()
 
 
-class ConnectionsHandler(AigisHandler):
+#: The JSON type of each connection field (null always allowed): the body's shape, checked
+#: here; what the values mean (names, types, ports, options) is the core's to check.
+CONNECTION_TYPES: dict[str, type | tuple[type, ...]] = {
+    "name": str, "db_type": str, "host": str, "port": (int, str), "database": str,
+    "username": str, "password": str, "options": dict, "allow_write": bool}
+
+
+def _whole(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+class ConnectionBody(AigisHandler):
+    def connection_body(self) -> dict[str, Any]:
+        data = self.body(allowed=CONNECTION_FIELDS)
+        # JSON has one kind of number: 5432.0 is the whole number 5432
+        if "port" in data:
+            data["port"] = _whole(data["port"])
+        if isinstance(data.get("options"), dict):
+            data["options"] = {k: _whole(v) for k, v in data["options"].items()}
+        for key, kind in CONNECTION_TYPES.items():
+            self.field(data, key, kind)
+        timeout = (data.get("options") or {}).get("connect_timeout")
+        if isinstance(timeout, str) and not (timeout.isascii() and timeout.isdigit()):
+            # the core's check takes any Unicode digit ("²") and then fails on int(): a 500
+            raise BadInput("The connect_timeout option must be a whole number of seconds.")
+        return data
+
+
+class ConnectionsHandler(ConnectionBody):
     @api
     async def get(self) -> None:
         self.reply(await (await self.scope()).list_connections())
@@ -51,12 +83,12 @@ class ConnectionsHandler(AigisHandler):
     @api
     async def post(self) -> None:
         """Save a connection; `?test=true` saves it only if it answers."""
-        data = self.body(allowed=CONNECTION_FIELDS)
+        data = self.connection_body()
         scope = await self.scope()
         self.reply(await scope.create_connection(data, test=self.bool_arg("test")), 201)
 
 
-class ConnectionHandler(AigisHandler):
+class ConnectionHandler(ConnectionBody):
     @api
     async def get(self, ref: str) -> None:
         self.reply(await (await self.scope()).get_connection(ref))
@@ -64,7 +96,7 @@ class ConnectionHandler(AigisHandler):
     @api
     async def put(self, ref: str) -> None:
         """Change some fields; `password` absent or null keeps it, "" removes it."""
-        data = self.body(allowed=CONNECTION_FIELDS)
+        data = self.connection_body()
         scope = await self.scope()
         self.reply(await scope.update_connection(ref, data, test=self.bool_arg("test")))
 
@@ -80,6 +112,18 @@ class ConnectionTestHandler(AigisHandler):
     async def post(self, ref: str) -> None:
         self.body(allowed=())
         self.reply(await (await self.scope()).test_connection(ref))
+
+
+class ReadonlyRoleHandler(AigisHandler):
+    @api
+    async def post(self, ref: str) -> None:
+        """The SQL of a read-only login; `apply` creates it with the connection's login."""
+        data = self.body(allowed=("role", "apply", "save_as"))
+        scope = await self.scope()
+        self.reply(await scope.readonly_role(
+            ref, role=self.field(data, "role", str, "aigis_readonly"),
+            apply=self.field(data, "apply", bool, False),
+            save_as=self.field(data, "save_as", str)))
 
 
 class ConnectionSchemaHandler(AigisHandler):
@@ -175,7 +219,7 @@ class AuditHandler(AigisHandler):
     async def get(self) -> None:
         """Your statements, newest first; `?all=true` (admins) everyone's."""
         scope = await self.scope()
-        self.reply(await scope.audit_log(limit=self.int_arg("limit", 100, 1, 10_000),
+        self.reply(await scope.audit_log(limit=self.int_arg("limit", 100, 1, AUDIT_LIMIT_MAX),
                                          all_users=self.bool_arg("all")))
 
 

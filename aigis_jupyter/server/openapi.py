@@ -38,27 +38,55 @@ def _schema(kind: Any, defs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _operation(path: str, op: Op, defs: dict[str, Any]) -> dict[str, Any]:
-    params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+    params = [{"name": n, "in": "path", "required": True,
+               "schema": {"type": "string", "pattern": r"^[^\x00]+$"}}
               for n in _path_names(path)]
     params += [{"name": n, "in": "query", "required": False, "description": d,
-                "schema": {"type": t}} for n, t, d in op.params]
+                "schema": {"type": t} if isinstance(t, str) else t} for n, t, d in op.params]
     responses: dict[str, Any] = {
         code: {"description": text, "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/Error"}}}} for code, text in ERRORS.items()}
+            "schema": {"$ref": "#/components/schemas/Error"}}}}
+        for code, text in {**ERRORS, **op.errors}.items()}
     if op.status == 204:
         responses["204"] = {"description": "Done"}
     elif op.media == "text/event-stream":
-        responses[str(op.status)] = {"description": "One JSON event per `data:` line",
-                                     "content": {op.media: {"schema": {"type": "string"}}}}
+        responses[str(op.status)] = {
+            "description": "Server-Sent Events: each event's `data:` line is one JSON event, "
+                           "its `id:` numbers it; comment lines keep the connection alive",
+            "content": {op.media: {"schema": _sse_event(op.response, defs)}}}
     else:
         responses[str(op.status)] = {"description": op.summary, "content": {
-            op.media: {"schema": _schema(op.response, defs)}}}
+            op.media: {"schema": _schema(op.response, defs)},
+            **{media: {"schema": schema} for media, schema in op.alt_media.items()}}}
+    for code in op.errors:  # e.g. /health's 503: the operation's own body, not an Error
+        if op.response is not None and code not in ERRORS:
+            responses[code]["content"]["application/json"]["schema"] = _schema(op.response,
+                                                                                defs)
     out: dict[str, Any] = {"summary": op.summary, "parameters": params,
                            "responses": responses}
     if op.body is not None:
-        out["requestBody"] = {"required": True, "content": {"application/json": {
-            "schema": op.body}}}
+        body = op.body() if callable(op.body) else op.body
+        # a body with no required field may be left out: the handlers read none as {}
+        out["requestBody"] = {"required": _requires_something(body), "content": {
+            "application/json": {"schema": body}}}
     return out
+
+
+def _sse_event(event: Any, defs: dict[str, Any]) -> dict[str, Any]:
+    """One Server-Sent Event (OpenAPI 3.1: the schema of a stream describes each event) whose
+    `data` is the JSON of one chat event (`contract.Event`)."""
+    defs["ChatEvent"] = _schema(event, defs)
+    return {"type": "object", "required": ["data"], "properties": {
+        "id": {"type": "string"}, "event": {"type": "string"},
+        "data": {"type": "string", "contentMediaType": "application/json",
+                 "contentSchema": {"$ref": "#/components/schemas/ChatEvent"}}}}
+
+
+def _requires_something(schema: dict[str, Any]) -> bool:
+    if schema.get("required") or schema.get("minProperties"):
+        return True
+    subs = schema.get("oneOf") or schema.get("anyOf") or []
+    return bool(subs) and all(_requires_something(s) for s in subs)
 
 
 def _path_names(path: str) -> list[str]:

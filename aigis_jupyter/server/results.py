@@ -19,9 +19,11 @@ if TYPE_CHECKING:
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 PAGE_MAX = 10_000
+#: The largest `offset` a page may start at.
+RESULT_OFFSET_MAX = 10**9
 
 
-def arrow_bytes(df: pd.DataFrame) -> bytes:
+def arrow_bytes(df: pd.DataFrame, metadata: dict[str, str] | None = None) -> bytes:
     """A DataFrame as an Arrow IPC stream; columns Arrow cannot type go as text."""
     import pyarrow as pa
 
@@ -29,6 +31,9 @@ def arrow_bytes(df: pd.DataFrame) -> bytes:
         table = pa.Table.from_pandas(df, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         table = pa.Table.from_pandas(df.astype(str), preserve_index=False)
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **{
+            k.encode(): v.encode() for k, v in metadata.items()}})
     sink = io.BytesIO()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
@@ -58,7 +63,7 @@ class ResultHandler(AigisHandler):
             self.set_header("Content-Type", ARROW_STREAM)
             self.finish(data, set_content_type=ARROW_STREAM)
             return
-        offset = self.int_arg("offset", 0, 0, 10**9)
+        offset = self.int_arg("offset", 0, 0, RESULT_OFFSET_MAX)
         limit = self.int_arg("limit", 100, 1, PAGE_MAX)
         if df is not None:
             rows = await asyncio.to_thread(json_page, df, offset, limit)

@@ -73,8 +73,11 @@ class ServerState:
 
         name = self.username(user)
         admin = self.is_admin(user, name)
+        hub_user = getattr(user, "hub_user", None)
+        groups = list(hub_user.get("groups") or []) if isinstance(hub_user, dict) else []
         service = await asyncio.to_thread(self.service)
-        return AsyncScope(await asyncio.to_thread(service.user, name, is_admin=admin))
+        return AsyncScope(await asyncio.to_thread(service.user, name, is_admin=admin,
+                                                  groups=groups))
 
     def close(self) -> None:
         with self._lock:

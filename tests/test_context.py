@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import random
 import re
-import time
 from typing import Any
 
+from aigis_jupyter.agent import context as context_mod
 from aigis_jupyter.agent.context import SchemaContext, estimate_tokens, schema_context
 from aigis_jupyter.databases.catalog import Column, ForeignKey, SchemaSnapshot, Table
 from aigis_jupyter.databases.schema import render, snapshot
@@ -116,19 +116,16 @@ def _big_schema(n_tables: int = 2000, n_cols: int = 15) -> SchemaSnapshot:
 
 
 def test_scales_to_2000_tables() -> None:
+    # how fast is benchmark B7's business; here: the right tables, in budget, indexed once
     snap = _big_schema()
-    start = time.perf_counter()
     sc = schema_context(snap, "total payments per warehouse supplier last month",
                         token_budget=3000, synonyms=SYNONYMS)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, elapsed
     assert estimate_tokens(sc.text) <= 3000
     first = sc.text.splitlines()[1]
     assert any(w in first for w in ("payment", "warehouse", "supplier"))
-    start = time.perf_counter()
-    schema_context(snap, "devices by license", token_budget=3000,
-                   synonyms=SYNONYMS)  # the index is reused
-    assert time.perf_counter() - start < 0.5
+    index = context_mod._indexes[id(snap)][1]
+    schema_context(snap, "devices by license", token_budget=3000, synonyms=SYNONYMS)
+    assert context_mod._indexes[id(snap)][1] is index  # the index is reused, not rebuilt
 
 
 def _words(text: str) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -38,11 +37,9 @@ def test_rows_are_deterministic() -> None:
     assert demo_rows(7)["orders"] != demo_rows(8)["orders"]
 
 
-def test_builds_fast_and_replaces_atomically(tmp_path: Path) -> None:
+def test_builds_and_replaces_atomically(tmp_path: Path) -> None:
     target = tmp_path / "sub" / "demo.sqlite"
-    start = time.perf_counter()
     assert build_demo_sqlite(target) == target.resolve()
-    assert time.perf_counter() - start < 2.0
     first = target.read_bytes()
     build_demo_sqlite(target)  # rebuilding replaces the file with the same content
     with sqlite3.connect(target) as a:
@@ -87,9 +84,7 @@ def test_shape_is_realistic(demo_file: Path) -> None:
 def test_same_data_on_every_engine(request: pytest.FixtureRequest, server: str,
                                    demo_file: Path) -> None:
     url = request.getfixturevalue(server)
-    start = time.perf_counter()
     load_demo_url(url)
-    assert time.perf_counter() - start < 4.0
     lite = engine_for(f"sqlite:///{demo_file}")
     other = engine_for(url)
     try:

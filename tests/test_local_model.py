@@ -68,6 +68,19 @@ def _runner(settings: Any, deps: SqliteDeps) -> Any:
                        checkpointer_url_or_saver=settings.store_url, deps=deps, settings=settings)
 
 
+def _model_words(events: list[dict[str, Any]]) -> str:
+    """The answer as the model wrote it: the turn's answer, which must not have needed the
+    fallback sentence built from the result (that one always has the right number)."""
+    from aigis_jupyter.agent import prompts
+
+    answer = events[-1]["full_response"]
+    assert answer == "".join(e["content"] for e in events if e["type"] == "chunk")
+    table = next(e for e in events if e["type"] == "table")
+    fallback = prompts.fallback_answer(table)
+    assert fallback not in answer, f"the model's answer was unusable: {answer!r}"
+    return answer
+
+
 def _check_count_turn(events: list[dict[str, Any]], deps: SqliteDeps, expected: int) -> None:
     ks = kinds(events)
     assert "error" not in ks, events
@@ -77,9 +90,8 @@ def _check_count_turn(events: list[dict[str, Any]], deps: SqliteDeps, expected: 
     assert deps.last is not None and int(deps.last.df.iloc[0, 0]) == expected  # the DataFrame
     table = next(e for e in events if e["type"] == "table")
     assert table["rows"] == [[expected]]
-    answer = events[-1]["full_response"]
-    assert answer.strip() and str(expected) in answer
-    assert answer == "".join(e["content"] for e in events if e["type"] == "chunk")
+    words = _model_words(events)
+    assert str(expected) in words, f"the model said {words!r}, the answer is {expected}"
 
 
 async def test_embedded_model_answers_a_count(settings, gguf: Path, demo_db: Path,
@@ -90,12 +102,10 @@ async def test_embedded_model_answers_a_count(settings, gguf: Path, demo_db: Pat
     assert info.available and info.supports_tools is False
     deps = SqliteDeps(demo_db)
     runner = _runner(settings, deps)
-    started = time.perf_counter()
+    # how fast is benchmark B8's business (latency); here: what the model itself says
     events = await collect(runner.run_turn("local-1", QUESTION, connection_id="shop",
                                            model_name="local"))
-    elapsed = time.perf_counter() - started
     _check_count_turn(events, deps, customers)
-    assert elapsed < 120
     # a second question in the same thread reuses the loaded model
     events = await collect(runner.run_turn("local-1", "How many products are there?"))
     assert "error" not in kinds(events) and events[-1]["full_response"].strip()
@@ -186,3 +196,26 @@ def test_not_skipped_in_ci() -> None:
     """In CI the `local` extra is installed: these tests must run there, never skip."""
     if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
         import llama_cpp  # noqa: F401
+
+
+async def test_a_wrong_number_gets_the_fallback_sentence(settings, deps) -> None:
+    """The fallback on its own, with a scripted completion model (as the embedded one is)
+    that counts wrong: the result's own sentence follows the model's words."""
+    from test_agent_support import scripted_registry
+
+    from aigis_jupyter.agent.runner import AgentRunner
+
+    with sqlite3.connect(deps.spec.host) as con:
+        n = int(con.execute("SELECT COUNT(*) FROM customers").fetchone()[0])
+    reg, _ = scripted_registry(settings, [" COUNT(*) AS n FROM customers",
+                                          f" There are {n + 7} customers."],
+                               style="completion")
+    runner = AgentRunner(registry=reg, checkpointer_url_or_saver=settings.store_url,
+                         deps=deps, settings=settings)
+    events = await collect(runner.run_turn("fallback-1", QUESTION, connection_id="shop",
+                                           model_name="scripted"))
+    assert "error" not in kinds(events), events
+    assert events[-1]["full_response"] == (f"There are {n + 7} customers.\n\n"
+                                           f"The answer is {n} (n).")
+    with pytest.raises(AssertionError, match="unusable"):
+        _model_words(events)

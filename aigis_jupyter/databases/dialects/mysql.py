@@ -4,6 +4,10 @@ Layer 2 of the guard here: `SET SESSION TRANSACTION READ ONLY` + `START TRANSACT
 ONLY`, a server statement timeout (`max_statement_time` in seconds on MariaDB,
 `max_execution_time` in ms on MySQL) and a driver that never sends multi-statements. Rows
 stream through an unbuffered cursor; a cancel is a `KILL QUERY` from a second connection.
+After every run the session is reset (`COM_RESET_CONNECTION`, which also rolls back): what a
+statement can leave on a session past its transaction - `GET_LOCK` locks, table locks, open
+`HANDLER`s, temporary tables, session and user variables - is gone before the connection
+goes back to the pool.
 
 Catalog: `information_schema` columns, tables and key usage in one query. Fingerprint:
 there is no change counter, so the server sums CRC32s of the column, key and table rows;
@@ -98,6 +102,23 @@ def _pymysql_error(exc: BaseException) -> BaseException | None:
     return orig if type(orig).__module__.startswith("pymysql") else None
 
 
+#: COM_RESET_CONNECTION (MySQL 5.7.3+, MariaDB 10.2.4+; PyMySQL names the byte COM_END).
+_COM_RESET_CONNECTION = 0x1F
+
+
+def _reset_session(my: Any) -> None:
+    """End the run's transaction and everything else the statement left on the session.
+
+    The server rolls back, releases `GET_LOCK` and `LOCK TABLES` locks, closes `HANDLER`s,
+    drops temporary tables and resets session and user variables (the character set
+    negotiated at connect stays). It also turns autocommit back on, so the driver's own
+    mode is restored afterwards.
+    """
+    my._execute_command(_COM_RESET_CONNECTION, b"")
+    my._read_ok_packet()
+    my.autocommit(my.autocommit_mode)
+
+
 def _abandon(cur: Any) -> None:
     """Forget an unbuffered result so closing the cursor does not drain the wire."""
     result = getattr(cur, "_result", None)
@@ -160,10 +181,12 @@ class MySQLDialect(Dialect):
                 discard = True  # unread rows are still on the wire: drop the connection
             else:
                 cur.close()
-                if read_only:
-                    my.rollback()
-                else:
+                if not read_only:
                     my.commit()
+                try:
+                    _reset_session(my)  # also rolls a read-only run back
+                except Exception:
+                    discard = True  # no reset on this server: drop the session instead
             return fetched
         except pymysql.Error as exc:
             err = self.map_error(exc, run, engine, spec)
@@ -171,7 +194,7 @@ class MySQLDialect(Dialect):
                 discard = True
             else:  # an ordinary SQL error leaves the connection usable
                 try:
-                    my.rollback()
+                    _reset_session(my)
                     discard = False
                 except Exception:
                     discard = True

@@ -4,9 +4,11 @@ Layer 2 of the guard here: every query runs in its own transaction made `READ ON
 before the statement, with `SET LOCAL statement_timeout`; the statement goes through the
 extended protocol inside `DECLARE ... CURSOR FOR` (one statement only, and only a query
 can follow `FOR`: no `COMMIT;` escape, no `DO`, no `COPY`), then the transaction is rolled
-back, which also undoes any `set_config` the query made. Rows stream through a server-side
-cursor; large results may switch to COPY + pyarrow (`postgres_copy`). A cancel is a
-protocol cancel request.
+back, which also undoes any `set_config` the query made. Session-level advisory locks
+(`pg_advisory_lock`) are the one thing a read-only query can take that a rollback keeps:
+every run releases them (`pg_advisory_unlock_all()`) before the connection goes back to the
+pool. Rows stream through a server-side cursor; large results may switch to COPY + pyarrow
+(`postgres_copy`). A cancel is a protocol cancel request.
 
 Catalog: one query over pg_catalog returning one row per table (its columns as arrays)
 plus one per foreign key (column numbers, named from those arrays here), unsorted: the
@@ -204,6 +206,30 @@ def _load(rows: list[tuple[Any, ...]]) -> list[Table]:
     return [t for t, _ in by_oid.values()]
 
 
+def _end(pg: Any, *, commit: bool) -> None:
+    """End the run's transaction and release the session's advisory locks.
+
+    `pg_advisory_lock` locks belong to the session, not the transaction, so a rollback
+    keeps them: they are released in the run's own transaction while it is usable, else
+    (after an error) in a new one that is rolled back too.
+    """
+    from psycopg.pq import TransactionStatus
+
+    if pg.info.transaction_status == TransactionStatus.INTRANS:
+        pg.execute(_UNLOCK_ALL)
+        if commit:
+            pg.commit()
+        else:
+            pg.rollback()
+        return
+    pg.rollback()
+    pg.execute(_UNLOCK_ALL)
+    pg.rollback()
+
+
+_UNLOCK_ALL = "SELECT pg_catalog.pg_advisory_unlock_all()"
+
+
 def _cancel(pg: Any) -> None:
     """Send a protocol cancel request (cancel_safe on psycopg >= 3.2, else cancel)."""
     safe = getattr(pg, "cancel_safe", None)
@@ -254,18 +280,16 @@ class PostgresDialect(Dialect):
                                                    truncated)
                         else:
                             fetched = runs.Fetched(["rows_affected"], [(cur.rowcount,)], False)
-            if read_only:
-                pg.rollback()  # nothing to keep; also undoes any session change the query made
-            else:
-                pg.commit()
+            # a read-only run keeps nothing; the rollback also undoes any set_config
+            _end(pg, commit=not read_only)
             return fetched
         except psycopg.Error as exc:
             with contextlib.suppress(Exception):
-                pg.rollback()
+                _end(pg, commit=False)
             raise self.map_error(exc, run, engine, spec) from None
         except BaseException:
             with contextlib.suppress(Exception):
-                pg.rollback()
+                _end(pg, commit=False)
             raise
         finally:
             if pg.closed or pg.broken:

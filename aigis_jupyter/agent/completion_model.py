@@ -13,10 +13,10 @@ from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
-from .local_llm import render_prompt
+from .local_llm import render_prompt, text_chunks
 
 
 class CompletionChatModel(BaseChatModel):
@@ -31,13 +31,8 @@ class CompletionChatModel(BaseChatModel):
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None,
                 **kwargs: Any) -> Iterator[ChatGenerationChunk]:
-        for text in self.llm.stream(render_prompt(messages), stop=stop, **kwargs):
-            if not text:
-                continue
-            chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
-            if run_manager is not None:
-                run_manager.on_llm_new_token(text, chunk=chunk)
-            yield chunk
+        yield from text_chunks(self.llm.stream(render_prompt(messages), stop=stop, **kwargs),
+                               run_manager)
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -87,6 +87,18 @@ def render_prompt(messages: list[BaseMessage]) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
+def text_chunks(texts: Iterable[str],
+                run_manager: CallbackManagerForLLMRun | None) -> Iterator[ChatGenerationChunk]:
+    """Streamed text as chat chunks, each reported to the callbacks (tracing, streaming)."""
+    for text in texts:
+        if not text:
+            continue
+        chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
+        if run_manager is not None:
+            run_manager.on_llm_new_token(text, chunk=chunk)
+        yield chunk
+
+
 class _Deadline:
     """A llama.cpp stopping criterion: give up when the call has run too long."""
 
@@ -156,14 +168,8 @@ class LocalLlamaChatModel(BaseChatModel):
                 seed=0,
                 stopping_criteria=StoppingCriteriaList([deadline]),
             )
-            for part in stream:
-                text = part["choices"][0].get("text") or ""
-                if not text:
-                    continue
-                chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
-                if run_manager is not None:
-                    run_manager.on_llm_new_token(text, chunk=chunk)
-                yield chunk
+            yield from text_chunks((part["choices"][0].get("text") or "" for part in stream),
+                                   run_manager)
         if deadline.hit:
             raise ModelError(
                 f"The embedded model took longer than {self.timeout_s:.0f} s. "

@@ -15,16 +15,24 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LAB_VENV="${AIGIS_VENV:-$ROOT/.venv}"
 LAB_EXTRAS="local"
 TEST_VENV="${AIGIS_TEST_VENV:-$ROOT/.venv-test}"
-TEST_EXTRAS="dev,local,llama-server,bench"
+TEST_EXTRAS="dev,local,llama-server,bench,hub"
 VENV="$LAB_VENV"
 
 log() { printf '\033[1m[aigis]\033[0m %s\n' "$*" >&2; }
+
+_labextension_sources() {  # the files the JupyterLab sidebar is built from, concatenated
+  (cd "$ROOT" && find labextension \( -name node_modules -o -name lib -o -name build -o -name .yarn \) \
+    -prune -o -type f ! -name tsconfig.tsbuildinfo -print0 2>/dev/null | LC_ALL=C sort -z \
+    | xargs -0 -r cat) || true
+}
 
 ensure_venv() {
   VENV="$1"
   local extras="$2"
   local stamp="$VENV/.aigis-installed" want have
-  want="$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh" | sha256sum | cut -c1-16)-$extras"
+  # The sidebar's sources count too: the install builds them into the environment.
+  want="$({ cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh"; _labextension_sources; } \
+    | sha256sum | cut -c1-16)-$extras"
   have="$(cat "$stamp" 2>/dev/null || true)"
   # A missing environment, an unfinished first install, or one made with other extras starts
   # clean: pip never removes what another extra brought (JupySQL's labextension in the lab, say).

@@ -1,0 +1,133 @@
+import { cellsToInsert, connectionRef, LOAD_EXT, loadsExtension, sqlCell } from '../cell';
+import { answerMarkdown, tableHtml } from '../html';
+import { applyEvent, chartMark, newTurn, turnsFromMessages } from '../turn';
+import { ChatEvent, IMessageInfo } from '../types';
+
+describe('turns', () => {
+  it('folds a live stream like the Python TurnRecord', () => {
+    const stream: ChatEvent[] = [
+      { type: 'status', phase: 'schema' },
+      { type: 'status', phase: 'sql' },
+      { type: 'sql', sql: 'SELECT 1', verified: true },
+      { type: 'status', phase: 'executing' },
+      { type: 'table', columns: ['n'], rows: [[1]], row_count: 1, truncated: false },
+      { type: 'chart', spec: { mark: { type: 'bar' } } },
+      { type: 'chunk', content: 'One ' },
+      { type: 'chunk', content: 'row.' },
+      { type: 'suggestions', suggestions: ['And two?'] },
+      { type: 'end', full_response: 'ignored: chunks came' }
+    ];
+    let t = newTurn('k', 'q');
+    const phases: (string | null)[] = [];
+    for (const e of stream) {
+      t = applyEvent(t, e);
+      phases.push(t.phase);
+    }
+    expect(phases.slice(0, 4)).toEqual(['schema', 'sql', 'sql', 'executing']);
+    expect(t).toMatchObject({
+      answer: 'One row.',
+      sql: 'SELECT 1',
+      verified: true,
+      table: { columns: ['n'], rows: [[1]], row_count: 1, truncated: false },
+      chart: { mark: { type: 'bar' } },
+      suggestions: ['And two?'],
+      running: false,
+      phase: null,
+      error: null
+    });
+    expect(applyEvent(newTurn('k', 'q'), { type: 'end', full_response: 'Full.' }).answer).toBe(
+      'Full.'
+    );
+  });
+
+  it('marks a cancelled turn as stopped', () => {
+    const t = applyEvent(newTurn('k', 'q'), {
+      type: 'error',
+      message: 'The question was cancelled; the thread is ready for the next one.',
+      reason: 'cancelled'
+    });
+    expect(t.stopped).toBe(true);
+  });
+
+  it('rebuilds turns from stored messages', () => {
+    const msg = (id: number, role: string, content: string, payload: any = null): IMessageInfo => ({
+      id,
+      thread_id: 't',
+      role,
+      content,
+      payload,
+      created_at: null
+    });
+    const turns = turnsFromMessages([
+      msg(1, 'user', 'How many?'),
+      msg(2, 'assistant', 'Five.', { sql: 'SELECT 5', table: { columns: ['n'], rows: [[5]] } }),
+      msg(3, 'user', 'Stop this'),
+      msg(4, 'assistant', '', { error: { message: 'Cancelled.', reason: 'cancelled' } })
+    ]);
+    expect(turns.map(t => [t.question, t.answer, t.sql, t.stopped, t.running])).toEqual([
+      ['How many?', 'Five.', 'SELECT 5', false, false],
+      ['Stop this', '', null, true, false]
+    ]);
+  });
+
+  it('reads the mark of a chart', () => {
+    expect(chartMark({ mark: 'line' })).toBe('line');
+    expect(chartMark({ mark: { type: 'bar', tooltip: true } })).toBe('bar');
+    expect(chartMark({ layer: [] })).toBe('auto');
+    expect(chartMark(null)).toBeNull();
+  });
+});
+
+describe('the notebook cells of an answer', () => {
+  it('writes the %%aigis sql cell: connection, variable, chart mark, SQL body', () => {
+    expect(
+      sqlCell({
+        sql: '  SELECT segment, COUNT(*) AS n FROM customers GROUP BY segment ',
+        connection: 'demo',
+        variable: 'df',
+        chart: { mark: { type: 'bar' } }
+      })
+    ).toBe(
+      '%%aigis sql --conn demo -o df --chart bar\nSELECT segment, COUNT(*) AS n FROM customers GROUP BY segment\n'
+    );
+    expect(sqlCell({ sql: 'SELECT 1', connection: 'demo', chart: { layer: [] } })).toBe(
+      '%%aigis sql --conn demo --chart\nSELECT 1\n'
+    );
+    expect(sqlCell({ sql: 'SELECT 1', connection: 'demo' })).toBe(
+      '%%aigis sql --conn demo\nSELECT 1\n'
+    );
+  });
+
+  it('loads the extension first unless a cell above does', () => {
+    const opts = { sql: 'SELECT 1', connection: 'demo', variable: 'df' };
+    expect(cellsToInsert(['import pandas'], opts)).toEqual([LOAD_EXT, sqlCell(opts)]);
+    expect(cellsToInsert(['x = 1\n%load_ext aigis_jupyter', ''], opts)).toEqual([sqlCell(opts)]);
+    expect(loadsExtension('%reload_ext aigis_jupyter')).toBe(true);
+    expect(loadsExtension('# %load_ext aigis_jupyter_other')).toBe(false);
+  });
+
+  it('names a connection by id when its name would not survive the option split', () => {
+    expect(connectionRef('demo', 'id-1')).toBe('demo');
+    expect(connectionRef('my sales', 'id-1')).toBe('id-1');
+    expect(connectionRef('"q"', 'id-1')).toBe('id-1');
+    expect(connectionRef(null, 'id-1')).toBe('id-1');
+  });
+});
+
+describe('result tables', () => {
+  it('escapes every cell and header', () => {
+    const html = tableHtml(['<b>'], [['<script>x</script>'], [null], [3]]);
+    expect(html).toContain('<th>&lt;b&gt;</th>');
+    expect(html).toContain('<td>&lt;script&gt;x&lt;/script&gt;</td>');
+    expect(html).toContain('<td><em>null</em></td>');
+    expect(html).not.toContain('<script>');
+  });
+});
+
+describe('answers as markdown', () => {
+  it('keeps COUNT(*) and dollar amounts literal, and markdown otherwise', () => {
+    expect(answerMarkdown('COUNT(*) = 430; COUNT(*) = 47')).toBe('COUNT(\\*) = 430; COUNT(\\*) = 47');
+    expect(answerMarkdown('between $5 and $7')).toBe('between \\$5 and \\$7');
+    expect(answerMarkdown('**Top** region: North')).toBe('**Top** region: North');
+  });
+});

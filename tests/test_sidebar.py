@@ -1,0 +1,819 @@
+"""The JupyterLab sidebar (`labextension/`): its frontend unit tests, its build, and the whole
+panel in a real browser.
+
+* The TypeScript unit tests (jest through `@jupyterlab/testutils`: the API client, the SSE
+  parser, turns and notebook cells) run here, so CI's pytest run fails when they fail.
+* The build: the lock file's pins, the installed environment's prebuilt copy. A plain
+  `pip install` into a new environment is checked in `tests/test_install.py`.
+* The browser tests start a real `jupyter lab` from the product's environment (`.venv`, as
+  `scripts/lab.sh` builds it) with every directory in a temp dir, and drive Debian's Chromium
+  through Playwright, step by step as a user: open the panel from the command palette, add
+  connections, meet "No model selected", ask the embedded `local` model, watch a scripted
+  model stream its answer with a table and a chart, stop long turns, insert an answer into a
+  notebook and run it, reload the page. Every step is photographed in the light and the dark
+  theme under `tests/screenshots/sidebar/` (gitignored) for a person to look at.
+
+The scripted model (`sidebar_server.py`) is registered by a small server extension so the
+streaming, chart and stop steps do not depend on what a 270M-parameter model writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import missing
+
+ROOT = Path(__file__).resolve().parent.parent
+LABEXT = ROOT / "labextension"
+TESTS = Path(__file__).resolve().parent
+SETUP_SH = ROOT / "scripts" / "setup.sh"
+SCREENSHOTS = Path(os.environ.get("AIGIS_SCREENSHOTS", TESTS / "screenshots")) / "sidebar"
+CHROMIUM = os.environ.get("AIGIS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+SETUP_TIMEOUT = 30 * 60  # a first build of llama-cpp-python takes ~10 minutes
+START_TIMEOUT = 120
+LOCAL_TURN_TIMEOUT = 240_000  # ms: the first question loads the embedded model
+TOKEN = "sidebar-test-token"
+SEGMENTS_QUESTION = "How many customers are in each segment? Show a bar chart."
+
+# Variables of the caller's shell that would point the server away from its isolated dirs.
+SCRUBBED_ENV = (
+    "VIRTUAL_ENV", "JUPYTER_PATH", "JUPYTER_TOKEN", "JUPYTER_CONFIG_PATH", "JUPYTERLAB_DIR",
+    "JUPYTER_PREFER_ENV_PATH", "AIGIS_DATABASE_URL", "AIGIS_KEY_FILE", "MASTER_ENCRYPTION_KEY",
+    "PYTHONPATH", "AIGIS_DEFAULT_MODEL", "AIGIS_ALLOWED_MODELS",
+)
+
+# Browser console errors that are expected here, as (regular expression, reason). Chromium
+# logs every HTTP error answer of a fetch, with the URL after the text (see `ui`).
+ALLOWED_CONSOLE_ERRORS: tuple[tuple[str, str], ...] = (
+    (r"status of 502 \(Bad Gateway\) @ \S*/aigis/connections(/[^/?]+)?\?",
+     "the connection step saves a PostgreSQL connection to a port where nothing listens: "
+     "the API answers 502 and the sidebar shows the error inline"),
+    (r"status of 400 \(Bad Request\) @ \S*/aigis/chat/[^/]+/message\?",
+     "asking before picking a model is refused with 400 (the 'No model selected' step)"),
+)
+
+
+# pytest-jupyter's per-test fixtures close "the" event loop after each test; Playwright's sync
+# API keeps its loop for the whole module here (one browser across the steps), and this module
+# starts no in-process Jupyter server to clean up.
+@pytest.fixture(autouse=True)
+def jp_asyncio_loop() -> Iterator[None]:
+    yield None
+
+
+@pytest.fixture(autouse=True)
+def jp_server_cleanup() -> Iterator[None]:
+    yield None
+
+
+# -- the frontend's own tests and build -------------------------------------------------------
+
+def _jlpm() -> str:
+    here = Path(sys.prefix) / "bin" / "jlpm"
+    found = str(here) if here.exists() else shutil.which("jlpm")
+    if not found:
+        missing("jlpm (JupyterLab's yarn, from the jupyter-builder package)")
+    if not shutil.which("node"):
+        missing("Node.js (node on PATH)")
+    return str(found)
+
+
+@pytest.fixture(scope="module")
+def node_modules() -> Path:
+    """The sidebar's npm dependencies, as the install's build hook left them (else installed
+    here from the lock file and the machine's yarn cache)."""
+    jlpm = _jlpm()
+    if not (LABEXT / "node_modules" / "jest").is_dir():
+        env = {**os.environ, "CI": "true"}  # --immutable: the committed yarn.lock as it is
+        r = subprocess.run([jlpm, "install"], cwd=LABEXT, env=env, capture_output=True,
+                           text=True, timeout=600)
+        if r.returncode:
+            pytest.fail(f"jlpm install failed:\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}")
+    return LABEXT / "node_modules"
+
+
+def test_frontend_unit_tests(node_modules: Path) -> None:
+    """jest: the API client, the SSE parser, turns and cells (labextension/src/__tests__)."""
+    r = subprocess.run([_jlpm(), "test", "--ci"], cwd=LABEXT, capture_output=True, text=True,
+                       timeout=600, env={**os.environ, "FORCE_COLOR": "0"})
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, f"jest failed:\n{out[-6000:]}"
+    summary = re.search(r"Tests:\s+(\d+) passed, (\d+) total", out)
+    assert summary and summary.group(1) == summary.group(2), out[-3000:]
+    assert int(summary.group(2)) >= 25, "fewer frontend tests ran than exist"
+    print("\n" + "\n".join(ln for ln in out.splitlines() if ln.startswith(("PASS", "Tests:"))))
+
+
+def test_frontend_typechecks(node_modules: Path) -> None:
+    """The sources and the tests compile under `strict` TypeScript."""
+    r = subprocess.run([_jlpm(), "typecheck"], cwd=LABEXT, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, f"tsc failed:\n{r.stdout[-4000:]}{r.stderr[-2000:]}"
+
+
+def test_lock_pins_the_builder_platform_binaries() -> None:
+    """The registry here lacks some of `@rspack/binding`'s platform packages newer than 2.2.9:
+    the resolutions pin it and the committed lock file must hold only that version."""
+    pkg = json.loads((LABEXT / "package.json").read_text())
+    assert pkg["resolutions"]["@rspack/core"] == "2.2.9"
+    assert pkg["resolutions"]["@rspack/binding"] == "2.2.9"
+    lock = (LABEXT / "yarn.lock").read_text()
+    versions = re.findall(r'^"?@rspack/(?:core|binding)@[^\n]*:\n  version: ([\d.]+)', lock, re.M)
+    assert versions and set(versions) == {"2.2.9"}, versions
+
+
+def test_labextension_metadata_matches_the_python_package() -> None:
+    from aigis_jupyter import __version__
+
+    pkg = json.loads((LABEXT / "package.json").read_text())
+    assert pkg["name"] == "aigis-jupyter"
+    assert pkg["version"] == __version__
+    assert pkg["jupyterlab"]["discovery"]["server"]["base"]["name"] == "aigis_jupyter"
+    install = json.loads((ROOT / "install.json").read_text())
+    assert install["packageName"] == "aigis-jupyter"
+
+
+def test_the_installed_environment_serves_the_sidebar() -> None:
+    """This environment was installed from the repository (`pip install -e`): the build hook
+    put the prebuilt extension in it, and JupyterLab lists it enabled and OK."""
+    ext = Path(sys.prefix) / "share" / "jupyter" / "labextensions" / "aigis-jupyter"
+    assert (ext / "package.json").is_file(), f"no prebuilt sidebar in {ext}"
+    built = json.loads((ext / "package.json").read_text())
+    assert built["jupyterlab"]["_build"]["load"].startswith("static/remoteEntry.")
+    assert (ext / built["jupyterlab"]["_build"]["load"]).is_file()
+    jupyter = Path(sys.prefix) / "bin" / "jupyter"
+    r = subprocess.run([str(jupyter), "labextension", "list"], capture_output=True, text=True,
+                       timeout=120, env={k: v for k, v in os.environ.items()
+                                         if k not in ("JUPYTER_PATH", "JUPYTER_DATA_DIR")})
+    listing = re.sub(r"\x1b\[[0-9;]*m", "", r.stdout + r.stderr)
+    assert re.search(r"aigis-jupyter v[\d.]+\S* enabled OK", listing), listing
+
+
+# -- a real JupyterLab -------------------------------------------------------------------------
+
+@dataclass
+class Lab:
+    url: str
+    base: str  # http://127.0.0.1:PORT/
+    proc: subprocess.Popen
+    log: Path
+    runtime_dir: Path
+    demo_db: Path
+    notebooks: Path
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        """Call the extension's REST API as the test's user (the same one as the page)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.base}aigis/{path}", data=data, method=method,
+                                     headers={"Authorization": f"token {TOKEN}"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            raw = r.read()
+        return json.loads(raw) if raw else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _log_tail(log: Path, n: int = 80) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "(no log)"
+
+
+def _stop(proc: subprocess.Popen, runtime_dir: Path) -> None:
+    """Stop the server's process group, then any kernel of this test's runtime dir."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    for pid_dir in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (pid_dir / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(arg.startswith(str(runtime_dir).encode() + b"/kernel-") for arg in cmd):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_dir.name), signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def lab_python() -> Path:
+    """The product's environment (.venv, extras `local`), built as lab.sh builds it."""
+    try:
+        subprocess.run(["bash", "-c", 'source "$1" && ensure_lab_env && echo "$VENV"', "setup",
+                        str(SETUP_SH)], check=True, capture_output=True, text=True,
+                       timeout=SETUP_TIMEOUT)
+    except subprocess.CalledProcessError as e:
+        pytest.fail(f"setting up the lab environment failed:\n{e.stdout}\n{e.stderr}"[-4000:])
+    venv = Path(os.environ.get("AIGIS_VENV", ROOT / ".venv"))
+    return venv / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def lab(lab_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    base = tmp_path_factory.mktemp("sidebar-lab")
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
+    own_bin = str(Path(sys.prefix) / "bin")  # the test environment must not leak in
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
+                                  if p != own_bin)
+    dirs = {"AIGIS_DATA_DIR": "aigis", "JUPYTER_CONFIG_DIR": "jupyter-config",
+            "JUPYTER_DATA_DIR": "jupyter-data", "JUPYTER_RUNTIME_DIR": "jupyter-runtime",
+            "JUPYTERLAB_SETTINGS_DIR": "lab-user-settings",
+            "JUPYTERLAB_WORKSPACES_DIR": "lab-workspaces", "IPYTHONDIR": "ipython"}
+    for var, name in dirs.items():
+        (base / name).mkdir()
+        env[var] = str(base / name)
+    env["PYTHONPATH"] = str(TESTS)  # sidebar_server, the scripted model's server extension
+    # merged with the environment's own server config (aigis_jupyter, jupyterlab enabled)
+    (base / "jupyter-config" / "jupyter_server_config.json").write_text(json.dumps(
+        {"ServerApp": {"jpserver_extensions": {"sidebar_server": True}}}))
+    # a first save keeps "Untitled.ipynb" instead of asking for a name
+    docmanager = base / "lab-user-settings" / "@jupyterlab" / "docmanager-extension"
+    docmanager.mkdir(parents=True)
+    (docmanager / "plugin.jupyterlab-settings").write_text(
+        json.dumps({"renameUntitledFileOnSave": False}))
+    notebooks = base / "notebooks"
+    notebooks.mkdir()
+    demo_db = base / "demo.sqlite"
+    subprocess.run([str(lab_python), "-c", "import sys; from aigis_jupyter.demo import "
+                    "build_demo_sqlite; build_demo_sqlite(sys.argv[1])", str(demo_db)],
+                   check=True, env=env, timeout=120)
+    port = _free_port()
+    args = [str(lab_python.parent / "jupyter"), "lab", "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+            "--ServerApp.open_browser=False", f"--IdentityProvider.token={TOKEN}",
+            f"--ServerApp.root_dir={notebooks}",
+            # lets the test switch themes and read notebook cells as a script would
+            "--LabApp.expose_app_in_browser=True"]
+    if os.getuid() == 0:
+        args.append("--allow-root")
+    log = base / "lab.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, cwd=base, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    url_base = f"http://127.0.0.1:{port}/"
+    runtime_dir = base / "jupyter-runtime"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{_log_tail(log)}")
+            with contextlib.suppress(OSError), urllib.request.urlopen(
+                    f"{url_base}aigis/models?token={TOKEN}", timeout=5) as r:
+                if any(m["name"] == "scripted" for m in json.loads(r.read())):
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail(f"jupyter lab did not serve the API in {START_TIMEOUT} s:\n"
+                            f"{_log_tail(log)}")
+            time.sleep(0.3)
+        yield Lab(url=f"{url_base}lab?token={TOKEN}", base=url_base, proc=proc, log=log,
+                  runtime_dir=runtime_dir, demo_db=demo_db, notebooks=notebooks)
+    finally:
+        _stop(proc, runtime_dir)
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> str:
+    if not os.access(CHROMIUM, os.X_OK):
+        missing(f"Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing("Playwright for Python (the `dev` extra)")
+    return CHROMIUM
+
+
+@dataclass
+class UI:
+    """The browser page and what the steps share."""
+
+    page: Any
+    lab: Lab
+    console_errors: list[str] = field(default_factory=list)
+    shots: list[Path] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def panel(self) -> Any:
+        return self.page.get_by_role("region", name="Aigis chat")
+
+    def question_box(self) -> Any:
+        return self.panel.get_by_role("textbox", name="Question")
+
+    def turn(self, question: str) -> Any:
+        return self.panel.locator("article").filter(
+            has=self.page.get_by_text(question, exact=True)).last
+
+    def set_theme(self, theme: str) -> None:
+        light = theme == "JupyterLab Light"
+        self.page.evaluate("t => window.jupyterapp.commands.execute('apputils:change-theme', "
+                           "{theme: t})", theme)
+        self.page.wait_for_function(
+            "light => document.body.dataset.jpThemeLight === String(light) && "
+            "document.body.dataset.jpThemeName === (light ? 'JupyterLab Light' : "
+            "'JupyterLab Dark')", arg=light)
+        self.page.wait_for_timeout(400)  # the theme's stylesheet applies
+
+    def snap(self, name: str) -> None:
+        """The page as a user sees it now, in the light and the dark theme."""
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        for theme, suffix in (("JupyterLab Light", "light"), ("JupyterLab Dark", "dark")):
+            self.set_theme(theme)
+            path = SCREENSHOTS / f"{name}-{suffix}.png"
+            self.page.screenshot(path=str(path))
+            self.shots.append(path)
+        self.set_theme("JupyterLab Light")
+
+
+@pytest.fixture(scope="module")
+def ui(chromium_path: str, lab: Lab) -> Iterator[UI]:
+    from playwright.sync_api import expect, sync_playwright
+
+    for old in SCREENSHOTS.glob("*.png"):
+        old.unlink()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, headless=True,
+                                     args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(30_000)
+            state = UI(page=page, lab=lab)
+            page.on("console", lambda m: state.console_errors.append(
+                f"console: {m.text} @ {m.location.get('url', '')}") if m.type == "error" else None)
+            page.on("pageerror", lambda e: state.console_errors.append(f"pageerror: {e}"))
+            page.goto(lab.url)
+            expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=60_000)
+            page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands"
+                                   ".hasCommand('aigis:open-chat')", timeout=60_000)
+            # the layout restorer has put the saved layout back (else it may undo a step)
+            page.evaluate("() => window.jupyterapp.restored.then(() => true)")
+            yield state
+        finally:
+            browser.close()
+    unexpected = [e for e in state.console_errors
+                  if not any(re.search(p, e) for p, _ in ALLOWED_CONSOLE_ERRORS)]
+    print(f"\nscreenshots: {SCREENSHOTS} ({len(state.shots)} files); timings: "
+          + ", ".join(f"{k} {v:.1f} s" for k, v in state.timings.items()))
+    assert not unexpected, "browser console errors:\n" + "\n".join(unexpected)
+
+
+@pytest.fixture(autouse=True)
+def _picture_of_a_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """When a browser step fails, keep what the page showed at that moment."""
+    failed = request.session.testsfailed
+    yield
+    if request.session.testsfailed > failed and "ui" in request.fixturenames:
+        state = request.getfixturevalue("ui")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"FAILED-{request.node.name}.png"
+        with contextlib.suppress(Exception):
+            state.page.screenshot(path=str(path))
+            print(f"\nthe page when {request.node.name} failed: {path}")
+
+
+def _widen_sidebar(ui: UI, width: int = 430) -> None:
+    """Drag the left sidebar's edge, as a user does, so the screenshots are readable."""
+    handle = ui.page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
+    box = handle.bounding_box()
+    if box is None:
+        return
+    y = box["y"] + box["height"] / 2
+    ui.page.mouse.move(box["x"] + box["width"] / 2, y)
+    ui.page.mouse.down()
+    ui.page.mouse.move(width, y, steps=8)
+    ui.page.mouse.up()
+
+
+# -- the steps, in order (each builds on the previous one) ------------------------------------
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_open_the_panel_from_the_command_palette(ui: UI) -> None:
+    from playwright.sync_api import expect
+
+    page = ui.page
+    expect(page.locator("#aigis-chat")).to_have_count(1)
+    expect(page.locator("#aigis-chat")).to_be_hidden()  # in the sidebar, not open yet
+    page.keyboard.press("Control+Shift+C")
+    palette = page.locator("#command-palette")
+    expect(palette).to_be_visible()
+    page.keyboard.type("Open Aigis Chat")
+    expect(palette.locator(".lm-CommandPalette-item.lm-mod-active")).to_contain_text(
+        "Open Aigis Chat")
+    page.keyboard.press("Enter")
+    expect(ui.panel).to_be_visible()
+    _widen_sidebar(ui)
+    expect(ui.panel.get_by_text("Ask your databases questions in plain language.")).to_be_visible()
+    _assert_every_control_is_named(ui)
+    ui.snap("01-panel-opened")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_manage_connections(ui: UI) -> None:
+    from playwright.sync_api import expect
+
+    panel = ui.panel
+    panel.get_by_role("button", name="Add a connection").click()
+    form = panel.get_by_role("form", name="New connection")
+    form.get_by_label("Name", exact=True).fill("demo")
+    form.get_by_label("Type").select_option("sqlite")
+    form.get_by_label("Database file").fill(str(ui.lab.demo_db))
+    _assert_every_control_is_named(ui)
+    ui.snap("02-connection-form")
+    form.get_by_role("button", name="Test and save").click()
+    demo = panel.get_by_role("listitem", name="Connection demo")
+    expect(demo).to_be_visible()
+    demo.get_by_role("button", name="Test demo").click()
+    expect(demo.get_by_role("status")).to_contain_text("Connected: sqlite")
+
+    # a PostgreSQL server that does not answer: the test fails inline, saving is still possible
+    panel.get_by_role("button", name="Add a connection").click()
+    form = panel.get_by_role("form", name="New connection")
+    form.get_by_label("Name", exact=True).fill("warehouse")
+    form.get_by_label("Type").select_option("postgres")
+    form.get_by_label("Host").fill("127.0.0.1")
+    form.get_by_label("Port").fill(str(_free_port()))  # nothing listens there
+    form.get_by_label("Database", exact=True).fill("sales")
+    form.get_by_label("User name").fill("analyst")
+    form.get_by_label("Password").fill("s3cret-Pa55")
+    form.get_by_role("button", name="Test and save").click()
+    expect(form.get_by_role("alert")).to_be_visible(timeout=30_000)
+    form.get_by_role("button", name="Save without testing").click()
+    warehouse = panel.get_by_role("listitem", name="Connection warehouse")
+    expect(warehouse).to_contain_text("password set")
+
+    # the password is write-only: editing shows only that one is set
+    warehouse.get_by_role("button", name="Edit warehouse").click()
+    form = panel.get_by_role("form", name="Edit connection warehouse")
+    password = form.get_by_label("Password", exact=True)
+    expect(password).to_have_value("")
+    expect(password).to_have_attribute("type", "password")
+    expect(form).to_contain_text("A password is saved")
+    assert "s3cret-Pa55" not in ui.page.content()
+    form.get_by_label("Host").fill("localhost")
+    form.get_by_role("button", name="Test and save").click()
+    expect(form.get_by_role("alert")).to_be_visible(timeout=30_000)
+    form.get_by_role("button", name="Save without testing").click()
+    expect(warehouse).to_contain_text("localhost")
+    expect(warehouse).to_contain_text("password set")  # kept: the field was left empty
+    ui.snap("03-connections")
+
+    # delete a third one, after the confirmation dialog
+    panel.get_by_role("button", name="Add a connection").click()
+    form = panel.get_by_role("form", name="New connection")
+    form.get_by_label("Name", exact=True).fill("spare")
+    form.get_by_label("Type").select_option("sqlite")
+    form.get_by_label("Database file").fill(str(ui.lab.demo_db))
+    form.get_by_role("button", name="Test and save").click()
+    spare = panel.get_by_role("listitem", name="Connection spare")
+    spare.get_by_role("button", name="Delete spare").click()
+    ui.page.locator(".jp-Dialog").get_by_role("button", name="Delete").click()
+    expect(spare).to_have_count(0)
+    names = sorted(c["name"] for c in ui.lab.api("GET", "connections"))
+    assert names == ["demo", "warehouse"]
+    panel.get_by_role("button", name="Back to the chat").click()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.local_model
+def test_no_model_selected_then_the_local_model_answers(ui: UI) -> None:
+    from playwright.sync_api import expect
+
+    panel = ui.panel
+    panel.get_by_role("button", name="New chat").first.click()
+    bar = panel.get_by_role("group", name="Thread settings")
+    model_button = bar.get_by_role("button", name=re.compile("^Model:"))
+    expect(model_button).to_have_accessible_name("Model: No model selected")
+    no_model = bar.locator(".jp-AigisChat-noModel")
+    expect(no_model).to_have_text("No model selected")
+    color = no_model.evaluate("e => getComputedStyle(e).color")
+    red = ui.page.evaluate("() => getComputedStyle(document.body)"
+                           ".getPropertyValue('--jp-error-color1').trim()")
+    assert _rgb(color) == _rgb(red), (color, red)
+    # pick the connection in the thread's picker
+    bar.get_by_role("button", name=re.compile("^Connection:")).click()
+    bar.get_by_role("option", name=re.compile("^demo")).click()
+    expect(bar.get_by_role("button", name="Connection: demo")).to_be_visible()
+
+    # asking without a model: the error says so, and its action is a button
+    box = ui.question_box()
+    box.fill("How many customers are there?")
+    box.press("Enter")
+    error = panel.get_by_role("log", name="Messages").get_by_role("alert").last
+    expect(error).to_contain_text("No model selected")
+    ui.snap("04-no-model-selected")
+    error.get_by_role("button", name="Pick a model").click()
+    models = bar.get_by_role("listbox", name="Model")
+    expect(models).to_be_visible()
+    unavailable = models.get_by_role("option", name=re.compile("^gpt-5"))
+    expect(unavailable).to_have_attribute("aria-disabled", "true")
+    expect(unavailable).to_contain_text("OPENAI_API_KEY")  # how to enable it
+    _assert_every_control_is_named(ui)
+    ui.snap("05-model-picker")
+    models.get_by_role("option", name=re.compile("^local")).click()
+    expect(model_button).to_have_accessible_name("Model: local")
+    expect(no_model).to_have_count(0)
+
+    # the embedded llama.cpp model, for real
+    t0 = time.monotonic()
+    box.fill("How many customers are there?")
+    box.press("Enter")
+    turn = ui.turn("How many customers are there?")
+    expect(turn).to_have_attribute("data-running", "false", timeout=LOCAL_TURN_TIMEOUT)
+    ui.timings["local model turn"] = time.monotonic() - t0
+    expect(turn.get_by_role("alert")).to_have_count(0)
+    customers = _scalar(ui.lab.demo_db, "SELECT COUNT(*) FROM customers")
+    table = turn.get_by_role("group", name="Result table")
+    expect(table.locator("td")).to_have_text([str(customers)])
+    expect(turn.get_by_role("group", name="Answer")).to_contain_text(str(customers))
+    turn.locator("details.jp-AigisChat-sql summary").click()
+    expect(turn.get_by_label("SQL", exact=True)).to_contain_text(re.compile("count", re.I))
+    ui.snap("06-local-model-answer")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_tokens_stream_with_progress_then_a_table_and_a_chart(ui: UI) -> None:
+    from playwright.sync_api import expect
+
+    panel = ui.panel
+    bar = panel.get_by_role("group", name="Thread settings")
+    bar.get_by_role("button", name=re.compile("^Model:")).click()
+    bar.get_by_role("option", name=re.compile("^scripted")).click()
+    expect(bar.get_by_role("button", name="Model: scripted")).to_be_visible()
+    # record every change of the last turn as the page renders it
+    ui.page.evaluate("""() => {
+        const root = document.querySelector('#aigis-chat .jp-AigisChat-messages');
+        window.__aigisLog = [];
+        const seen = () => {
+            const turns = root.querySelectorAll('article');
+            const t = turns[turns.length - 1];
+            const answer = t && t.querySelector('.jp-AigisChat-markdown');
+            const status = t && t.querySelector('.jp-AigisChat-progress');
+            window.__aigisLog.push({at: performance.now(), running: t && t.dataset.running,
+                                    text: answer ? answer.innerText.trim() : '',
+                                    status: status ? status.innerText.trim() : ''});
+        };
+        window.__aigisObserver = new MutationObserver(seen);
+        window.__aigisObserver.observe(root, {subtree: true, childList: true,
+                                              characterData: true, attributes: true});
+    }""")
+    box = ui.question_box()
+    # Shift+Enter breaks the line, Enter sends
+    asked = len(ui.lab.api("GET", f"chat/{_open_thread_id(ui)}"))
+    box.fill("")
+    box.type("How many customers are in each segment?")
+    box.press("Shift+Enter")
+    box.type("Show a bar chart.")
+    expect(box).to_have_value("How many customers are in each segment?\nShow a bar chart.")
+    assert len(ui.lab.api("GET", f"chat/{_open_thread_id(ui)}")) == asked  # nothing sent
+    box.fill(SEGMENTS_QUESTION)
+    box.press("Enter")
+    expect(box).to_have_value("")
+    turn = ui.turn(SEGMENTS_QUESTION)
+    expect(turn.get_by_role("status")).to_be_visible()
+    expect(turn.get_by_role("group", name="Answer")).to_contain_text("There are 3 segments.")
+    expect(panel.get_by_role("button", name="Stop")).to_be_visible()
+    ui.snap("07-streaming")
+    expect(turn).to_have_attribute("data-running", "false", timeout=60_000)
+    log = ui.page.evaluate(
+        "() => { window.__aigisObserver.disconnect(); return window.__aigisLog; }")
+    final = log[-1]["text"]
+    assert final.startswith("There are 3 segments.") and final.endswith("are consumers.")
+    partial = {e["text"] for e in log if e["running"] == "true" and 0 < len(e["text"]) < len(final)}
+    assert len(partial) >= 5, f"the answer did not arrive piece by piece: {sorted(partial)}"
+    first_text = min(e["at"] for e in log if e["text"])
+    done = min(e["at"] for e in log if e["running"] == "false")
+    assert done - first_text > 500, "tokens showed only at the end"
+    phases = {e["status"].rstrip("…") for e in log if e["status"]}
+    assert "Answering" in phases and len(phases) >= 2, phases
+
+    # the result through JupyterLab's renderers: an HTML table and a Vega-Lite chart
+    table = turn.get_by_role("group", name="Result table")
+    expect(table.locator("table.dataframe tbody tr")).to_have_count(3)
+    expect(table.locator("th")).to_have_text(["segment", "customers"])
+    expect(table.locator("tbody tr").first.locator("td")).to_have_text(["Consumer", "430"])
+    chart = turn.get_by_role("group", name="Chart")
+    expect(chart.locator(".vega-embed")).to_be_visible()
+    expect(chart.locator(".vega-embed svg, .vega-embed canvas").first).to_be_visible()
+    turn.locator("details.jp-AigisChat-sql summary").click()
+    expect(turn.get_by_label("SQL", exact=True)).to_contain_text("GROUP BY segment")
+    turn.get_by_role("button", name="Copy SQL").click()
+    expect(turn.get_by_role("button", name="SQL copied")).to_be_visible()
+    _assert_every_control_is_named(ui)
+    ui.snap("08-table-and-chart")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_insert_the_answer_into_a_notebook_and_run_it(ui: UI) -> None:
+    from playwright.sync_api import expect
+
+    page = ui.page
+    page.locator(".jp-LauncherCard[data-category='Notebook']").first.click()
+    notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    expect(notebook).to_be_visible()
+    expect(page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\| Idle$"))).to_have_count(
+        1, timeout=90_000)
+    turn = ui.turn(SEGMENTS_QUESTION)
+    turn.get_by_role("button", name="Insert into notebook").click()
+    sources = page.wait_for_function("""() => {
+        const nb = window.jupyterapp.shell.currentWidget?.content;
+        const cells = nb?.model ? nb.model.toJSON().cells : [];
+        const src = cells.map(c => Array.isArray(c.source) ? c.source.join('') : c.source);
+        return src.length >= 2 && src[1].startsWith('%%aigis') ? src : null;
+    }""").json_value()
+    sql = _stored_turn(ui.lab, SEGMENTS_QUESTION)["payload"]["sql"]
+    assert sources[0].strip() == "%load_ext aigis_jupyter"
+    assert sources[1] == f"%%aigis sql --conn demo -o df --chart bar\n{sql.strip()}\n"
+    ui.snap("09-inserted")
+
+    t0 = time.monotonic()
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    outputs = notebook.locator(".jp-Cell").nth(1).locator(".jp-OutputArea-output")
+    expect(outputs.locator("table.dataframe")).to_be_visible(timeout=90_000)
+    expect(outputs.locator(".vega-embed")).to_be_visible()
+    ui.timings["inserted cells ran"] = time.monotonic() - t0
+
+    # the kernel's DataFrame is the one the answer showed
+    notebook.locator(".jp-Cell").nth(1).click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")  # a new cell below, in command mode
+    page.keyboard.press("Enter")
+    page.keyboard.type("print(df.to_json(orient='split'))")
+    page.keyboard.press("Shift+Enter")
+    stdout = notebook.locator(".jp-Cell").nth(2).locator(
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stdout']")
+    expect(stdout).to_be_visible(timeout=60_000)
+    frame = json.loads(stdout.inner_text())
+    shown = _stored_turn(ui.lab, SEGMENTS_QUESTION)["payload"]["table"]
+    assert frame["columns"] == shown["columns"]
+    assert frame["data"] == shown["rows"]
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    expect(page.locator("#jp-main-dock-panel .lm-TabBar-tab.jp-mod-dirty")).to_have_count(0)
+    ui.snap("10-notebook-ran")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_stop_a_long_turn_with_the_button_and_with_escape(ui: UI) -> None:
+    from playwright.sync_api import expect
+
+    panel = ui.panel
+    for how in ("button", "escape"):
+        question = f"Count the orders slowly ({how})"
+        box = ui.question_box()
+        box.fill(question)
+        box.press("Enter")
+        turn = ui.turn(question)
+        expect(turn.get_by_role("group", name="Answer")).to_contain_text("Counting the orders")
+        stop = panel.get_by_role("button", name="Stop")
+        expect(stop).to_be_visible()
+        if how == "button":
+            ui.snap("11-long-turn-running")
+        t0 = time.monotonic()
+        if how == "button":
+            stop.click()
+        else:
+            box.press("Escape")
+        expect(turn).to_have_attribute("data-running", "false", timeout=15_000)
+        ui.timings[f"stop ({how})"] = time.monotonic() - t0
+        expect(turn.get_by_role("note")).to_have_text("Stopped.")
+        expect(panel.get_by_role("button", name="Send")).to_be_visible()
+        assert "still counting still counting still counting still counting" not in (
+            turn.get_by_role("group", name="Answer").inner_text()), "the answer ran to its end"
+    ui.snap("12-stopped")
+    # the thread is usable again
+    box = ui.question_box()
+    box.fill("And how many regions?")
+    box.press("Enter")
+    turn = ui.turn("And how many regions?")
+    expect(turn).to_have_attribute("data-running", "false", timeout=30_000)
+    expect(turn.get_by_role("group", name="Answer")).to_have_text("There are 5 regions.")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_reload_finds_the_thread_and_the_connection_again(ui: UI) -> None:
+    from playwright.sync_api import expect
+
+    page, panel = ui.page, ui.panel
+    # a newer thread first in the list, then back to ours: the reload must not just open the
+    # newest one
+    panel.get_by_role("button", name="New chat").first.click()
+    ours = panel.get_by_role("button", name=re.compile(r"^Open thread How many customers"))
+    ours.first.click()
+    expect(ours.first).to_have_attribute("aria-current", "true")
+    title = ours.first.get_attribute("aria-label")
+    threads = ui.lab.api("GET", "chat/threads")
+    open_id = next(t["id"] for t in threads if f"Open thread {t['title']}" == title)
+    assert threads[0]["id"] != open_id
+
+    page.reload()
+    expect(panel).to_be_visible(timeout=60_000)  # the layout restorer reopened it
+    current = panel.locator("[aria-current=true]")
+    expect(current).to_have_attribute("aria-label", title)
+    expect(panel.get_by_role("log", name="Messages")).to_contain_text(SEGMENTS_QUESTION)
+    expect(ui.turn(SEGMENTS_QUESTION).get_by_role("group", name="Result table")).to_be_visible()
+    bar = panel.get_by_role("group", name="Thread settings")
+    expect(bar.get_by_role("button", name="Connection: demo")).to_be_visible()
+    ui.snap("13-after-reload")
+    # the picked connection survived too: a new chat starts on it (there are two to choose)
+    panel.get_by_role("button", name="New chat").first.click()
+    expect(bar.get_by_role("button", name="Connection: demo")).to_be_visible()
+
+    # rename a thread in place, then delete it after the confirmation dialog
+    panel.get_by_role("button", name="Rename thread New chat").first.click()
+    name = panel.get_by_role("textbox", name="New name of the thread")
+    name.fill("Scratch")
+    name.press("Enter")
+    scratch = panel.get_by_role("button", name="Open thread Scratch")
+    expect(scratch).to_be_visible()
+    assert "Scratch" in [t["title"] for t in ui.lab.api("GET", "chat/threads")]
+    ui.snap("14-thread-renamed")
+    panel.get_by_role("button", name="Delete thread Scratch").click()
+    page.locator(".jp-Dialog").get_by_role("button", name="Delete").click()
+    expect(scratch).to_have_count(0)
+    assert "Scratch" not in [t["title"] for t in ui.lab.api("GET", "chat/threads")]
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+def _assert_every_control_is_named(ui: UI) -> None:
+    """Every button, field and list option in the panel has an accessible name."""
+    unnamed = ui.page.evaluate("""() => [...document.querySelectorAll(
+        '#aigis-chat button, #aigis-chat textarea, #aigis-chat input, #aigis-chat select, '
+        + '#aigis-chat [role=option]')]
+        .filter(e => !(e.getAttribute('aria-label') || e.labels?.length
+                       || e.textContent.trim()))
+        .map(e => e.outerHTML.slice(0, 160))""")
+    assert not unnamed, unnamed
+
+
+def _rgb(css: str) -> tuple[int, ...]:
+    """A CSS colour (#rrggbb or rgb()) as a tuple, to compare computed and declared colours."""
+    css = css.strip()
+    if css.startswith("#"):
+        h = css[1:]
+        if len(h) == 3:
+            h = "".join(c * 2 for c in h)
+        return tuple(int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return tuple(int(float(x)) for x in re.findall(r"[\d.]+", css)[:3])
+
+
+def _scalar(db: Path, sql: str) -> Any:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        return con.execute(sql).fetchone()[0]
+
+
+def _open_thread_id(ui: UI) -> str:
+    """The open thread's id, from its title in the list and the server's threads."""
+    label = ui.panel.locator("[aria-current=true]").get_attribute("aria-label") or ""
+    title = label.removeprefix("Open thread ")
+    return next(t["id"] for t in ui.lab.api("GET", "chat/threads")
+                if (t["title"] or "New chat") == title)
+
+
+def _stored_turn(lab: Lab, question: str) -> dict[str, Any]:
+    """The assistant message stored for `question` (its payload: sql, table, chart)."""
+    for t in lab.api("GET", "chat/threads"):
+        msgs = lab.api("GET", f"chat/{t['id']}")
+        for i, m in enumerate(msgs):
+            if m["role"] == "user" and m["content"] == question and i + 1 < len(msgs):
+                return msgs[i + 1]
+    raise AssertionError(f"no stored answer to {question!r}")
+

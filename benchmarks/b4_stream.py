@@ -8,8 +8,7 @@ Measured with the magic as shipped (`AigisMagics.update_interval`, which batches
 updates), with `update_interval = 0.02`, and with updates on every token (the pipeline's
 own latency).
 
-The other half of B4, token -> SSE client, needs the REST + SSE server: `B4-sse` below
-is its placeholder.
+The other half of B4, token -> SSE client over a real server, is `B4-sse` (`b4_sse.py`).
 """
 
 from __future__ import annotations
@@ -45,7 +44,7 @@ def _delays(emitted: list[tuple[float, str]], records: list[tuple[float, str]]) 
     return out
 
 
-def run(ctx: Ctx) -> list[dict[str, Any]]:
+def run(ctx: Ctx) -> dict[str, Any]:
     from IPython.core.interactiveshell import InteractiveShell
 
     from aigis_jupyter.magics import AigisMagics
@@ -123,11 +122,4 @@ def run(ctx: Ctx) -> list[dict[str, Any]]:
         notes="as shipped, the magic redraws at most every update_interval seconds; "
               "every_token_* is the same pipeline redrawing on every token",
     )
-    sse = result(
-        "B4-sse", "Token -> SSE client delay",
-        measured={}, baseline=None, ratio=None, target="<= 20 ms median", met=None,
-        notes="placeholder: needs the REST + SSE server (a later issue); measure it here "
-              "with the same scripted model and an SSE client stamping each `chunk` event",
-        placeholder=True,
-    )
-    return [magic, sse]
+    return magic

@@ -34,12 +34,14 @@ BENCHMARKS: list[tuple[str, str, str]] = [
     ("B2", "b2_fetch", "1,000,000 rows x 8 columns into a DataFrame"),
     ("B3", "b3_agent", "Agent overhead per question"),
     ("B4", "b4_stream", "Token -> display delay (magic)"),
+    ("B4-sse", "b4_sse", "Token -> SSE client delay"),
     ("B5", "b5_server", "Server load over SSE"),
     ("B6", "b6_chart", "Chart from a 1,000,000-row result"),
     ("B7", "b7_prompt", "Prompt size and gold-table recall, 2,000 tables"),
     ("B8", "b8_accuracy", "Embedded model accuracy and latency"),
     ("B9", "b9_startup", "%load_ext and first answer"),
     ("B10", "b10_chars", "Characters sent to the model, one question"),
+    ("B11", "b11_startup", "jupyter server start with the extension"),
 ]
 
 RESULTS = ROOT / "benchmarks" / "results.json"
@@ -49,7 +51,7 @@ TABLE_END = "<!-- results:end -->"
 
 
 def run_one(bench_id: str, module: str, title: str, ctx: Ctx) -> list[dict[str, Any]]:
-    """Run one benchmark module; it returns one result or a list (e.g. B4 and its SSE half)."""
+    """Run one benchmark module; it returns one result or a list of them."""
     t0 = time.perf_counter()
     try:
         mod = importlib.import_module(f"benchmarks.{module}")
@@ -112,6 +114,20 @@ def update_readme(text: str) -> None:
     README.write_text(f"{head}{TABLE_START}\n{text}\n{TABLE_END}{tail}")
 
 
+def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A full run's results with some benchmarks run again (`--only`): their rows replace
+    the old ones, in the suite's order; `rerun` lists which, and when."""
+    rows = {r["id"]: r for r in old.get("benchmarks", [])}
+    rows.update({r["id"]: r for r in new["benchmarks"]})
+    order = {bench_id: i for i, (bench_id, _, _) in enumerate(BENCHMARKS)}
+    ranked = sorted(rows.values(), key=lambda r: (order.get(r["id"].split("-")[0], 99),
+                                                  order.get(r["id"], 99)))
+    reruns = [*old.get("rerun", []), {"at": new["generated_at"],
+                                      "ids": [r["id"] for r in new["benchmarks"]],
+                                      "seconds": new["seconds"]}]
+    return {**old, "benchmarks": ranked, "machine": new["machine"], "rerun": reruns}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -125,8 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     args = ap.parse_args(argv)
 
-    only = {x.strip().upper() for x in args.only.split(",") if x.strip()}
-    unknown = only - {b[0] for b in BENCHMARKS}
+    ids = {b[0].upper(): b[0] for b in BENCHMARKS}  # `--only b4-sse` works too
+    asked = {x.strip().upper() for x in args.only.split(",") if x.strip()}
+    unknown = asked - set(ids)
+    only = {ids[x] for x in asked - unknown}
     if unknown:
         ap.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     ctx = Ctx(quick=args.quick, verbose=not args.quiet)
@@ -150,14 +168,15 @@ def main(argv: list[str] | None = None) -> int:
         "benchmarks": rows,
     }
     out = args.out or (None if args.quick else RESULTS)
+    if only and out is not None and out.exists() and not args.quick:
+        doc = merge(json.loads(out.read_text()), doc)  # the others keep their last figures
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    text = table(rows)
-    print(text)
+    print(table(rows))
     print(f"\n{len(rows)} results in {total} s" + (f"; written to {out}" if out else ""))
-    if not args.quick and not only and not args.no_readme:
-        update_readme(text)
+    if not args.quick and out == RESULTS and not args.no_readme:
+        update_readme(table(doc["benchmarks"]))
     return 1 if any(r.get("error") for r in rows) else 0
 
 

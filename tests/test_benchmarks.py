@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import missing
 
 ROOT = Path(__file__).resolve().parent.parent
-IDS = ["B1", "B2", "B3", "B4", "B4-sse", "B5", "B6", "B7", "B8", "B9", "B10"]
-PLACEHOLDERS = {"B4-sse", "B5"}
+IDS = ["B1", "B2", "B3", "B4", "B4-sse", "B5", "B6", "B7", "B8", "B9", "B10", "B11"]
+PLACEHOLDERS: set[str] = set()  # a benchmark waiting for what it measures, if any
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +53,15 @@ def test_benchmark_runs(quick: dict[str, Any], bench_id: str) -> None:
     if bench_id in PLACEHOLDERS:
         assert row.get("placeholder") and row["met"] is None
         return
-    if row.get("skipped"):  # only the embedded model is optional here
+    if row.get("skipped"):  # only the embedded model may be missing, and never in CI
         assert bench_id == "B8", row["skipped"]
-        pytest.skip(row["skipped"])
+        missing(f"B8: {row['skipped']}")
     assert row["measured"], row
-    assert row["met"] in (True, False, None)
+    # a row with a target says whether it was met; only a report-only row cannot
+    if row["target"] == "report only":
+        assert row["met"] is None, row
+    else:
+        assert isinstance(row["met"], bool), row
     if bench_id != "B4" and bench_id != "B8":  # report-only rows have no baseline
         assert row["baseline"], row
         assert row["ratio"] is not None and row["ratio"] > 0
@@ -66,8 +71,8 @@ def test_copy_fetch_path_returns_what_the_row_path_returns(
         pg_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """B2's fast path: a big read-only result read through COPY + pyarrow is the same
     DataFrame (values, dtypes, NULLs, truncation, duplicate names) as the row path's."""
-    pytest.importorskip("pyarrow")
     import pandas as pd
+    import pyarrow  # noqa: F401  (a dependency: the COPY path must be testable everywhere)
     import sqlalchemy as sa
 
     from aigis_jupyter.databases import execute
@@ -101,14 +106,18 @@ def test_copy_fetch_path_returns_what_the_row_path_returns(
         return out
 
     monkeypatch.setattr(postgres_copy, "copy_frame", spy)
+    # the switch to COPY also asks that the first chunk came back fast: not a test's business
+    monkeypatch.setattr(postgres_copy, "COPY_MAX_STARTUP_S", float("inf"))
     try:
         for sql, cap in [("SELECT * FROM t ORDER BY id", 40_000),
                          ("SELECT id, id AS id, txt FROM t ORDER BY id", 25_000)]:
+            calls.clear()
             fast = execute.run_query(engine, spec, sql, max_rows=cap, timeout_s=60)
-            assert calls and calls[-1] is not None  # the COPY path was taken
+            assert len(calls) == 1 and calls[0] is not None  # this query took the COPY path
             monkeypatch.setattr(postgres_copy, "COPY_MIN_REMAINING", 10**12)
             slow = execute.run_query(engine, spec, sql, max_rows=cap, timeout_s=60)
             monkeypatch.setattr(postgres_copy, "COPY_MIN_REMAINING", 20_000)
+            assert len(calls) == 1  # ... and this one the row path
             assert (fast.columns, fast.row_count, fast.truncated) == (
                 slow.columns, slow.row_count, slow.truncated)
             pd.testing.assert_frame_equal(fast.df, slow.df)

@@ -160,7 +160,7 @@ class Dialect:
                 f"Known options: {', '.join(sorted(known))}."
             )
         raw = spec.options.get("connect_timeout")
-        if raw is not None and not (str(raw).isdigit() and int(raw) > 0):
+        if raw is not None and not (str(raw).isascii() and str(raw).isdigit() and int(raw) > 0):
             raise BadInput("The connect_timeout option must be a whole number of seconds.")
 
     def connect_args(self, spec: ConnectionSpec) -> dict[str, Any]:

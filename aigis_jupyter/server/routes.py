@@ -164,6 +164,17 @@ _RESULT_PAGE = _obj({
     "complete": {"type": "boolean"}, "process": _SN},
     ("thread_id", "columns", "rows", "offset", "limit", "row_count", "truncated", "complete"))
 _RESULT_PAGE["additionalProperties"] = True
+#: `POST /connections/{id}/query` as JSON: the rows with the statement that ran.
+_RESULT_ROWS = {"type": "object", "required": ["sql", "row_count", "truncated", "columns", "rows"],
+                "properties": {"sql": _S, "row_count": {"type": "integer"},
+                               "truncated": {"type": "boolean"},
+                               "duration_ms": {"type": ["number", "null"]},
+                               "columns": {"type": "array", "items": _S},
+                               "rows": {"type": "array", "items": {"type": "array"}}}}
+#: Whom a connection is shared with: a user or a group name (`_grantee`); the other is
+#: left out, null or empty.
+_GRANTEE = {"type": "string", "maxLength": 255, "pattern": _SOME}
+_NONE = {"enum": [None, ""]}
 
 
 def route_table() -> list[Route]:
@@ -205,18 +216,21 @@ def route_table() -> list[Route]:
         Route("/connections/{connection_id}/query", sh.QueryHandler, {
             "post": Op("Run your own SQL through the guard: Arrow IPC with Accept: "
                        "application/vnd.apache.arrow.stream, else JSON", {"type": "object"},
-                       _obj({"sql": _S, "max_rows": {"type": ["integer", "null"]},
-                             "thread_id": _SN}, ("sql",)))}),
+                       _RESULT_ROWS,
+                       _obj({"sql": _TEXT, "max_rows": {"type": ["integer", "null"], "minimum": 0},
+                             "thread_id": _TN}, ("sql",)),
+                       alt_media={_ARROW: {"type": "string", "format": "binary"}})}),
         Route("/connections/{connection_id}/grants", sh.GrantsHandler, {
             "get": Op("Whom your connection is shared with", list[c.Grant]),
             "post": Op("Share it with a user or a hub group (administrators)", list[c.Grant],
-                       _obj({"user": _SN, "group": _SN})),
+                       {"oneOf": [_obj({"user": _GRANTEE, "group": _NONE}, ("user",)),
+                                  _obj({"group": _GRANTEE, "user": _NONE}, ("group",))]}),
             "delete": Op("Stop sharing it", list[c.Grant],
-                         params=(("user", "string", "a user name"),
-                                 ("group", "string", "a group name")))}),
+                         params=(("user", _GRANTEE, "a user name (or give group)"),
+                                 ("group", _GRANTEE, "a group name (or give user)")))}),
         Route("/demo", sh.DemoHandler, {
             "post": Op("Build the demo database and register it for you", c.DemoConnection,
-                       _obj({"name": _SN}))}),
+                       _obj({"name": {"anyOf": [_NAME, {"type": "null"}]}}))}),
         Route("/chat/thread", h.NewThreadHandler, {
             "post": Op("A new thread (an unknown model is a 400, an unknown connection a 404)",
                        {"allOf": [

@@ -24,6 +24,8 @@ def opt_str(data: Mapping[str, Any], key: str, *, max_len: int = 255) -> str | N
         return None
     if not isinstance(value, str):
         raise BadInput(f"'{key}' must be text, got {type(value).__name__}.")
+    if "\x00" in value:  # no database or file name holds one, and stores refuse it
+        raise BadInput(f"'{key}' contains a NUL character.")
     value = value.strip()
     if len(value) > max_len:
         raise BadInput(f"'{key}' is too long (at most {max_len} characters).")

@@ -22,16 +22,22 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
 from jupyter_server.auth.authorizer import Authorizer
+from jupyter_server.serverapp import ServerApp
 from jupyterhub.singleuser.extension import JupyterHubIdentityProvider, JupyterHubUser
 
 #: Seconds a user's admin flag and groups are trusted before the hub is asked again.
 USER_INFO_TTL_S = 30.0
 AUTH_RESOURCE = "aigis"
+#: The variable naming a file of `NAME=value` lines the service reads at start (the master
+#: key, the store's URL). JupyterHub keeps a managed service's `environment` in its own
+#: database, so secrets belong in this file (readable by the service's account alone) and
+#: only its path in the hub's config.
+ENV_FILE_VAR = "AIGIS_ENV_FILE"
 
 
 class HubIdentity(JupyterHubIdentityProvider):
@@ -86,15 +92,75 @@ def service_argv(environ: dict[str, str] | None = None) -> list[str]:
     return argv
 
 
+def load_env_file(path: str, environ: MutableMapping[str, str] | None = None) -> list[str]:
+    """Set the variables of an env file (`NAME=value` lines, `#` comments) that the
+    environment does not set already; their names. Warns when others may read the file."""
+    env = os.environ if environ is None else environ
+    mode = os.stat(path).st_mode
+    if os.name == "posix" and mode & 0o077:
+        print(f"aigis-hub-service: {path} is readable by other accounts; it holds secrets "
+              f"(chmod 600 {path})", file=sys.stderr)
+    names = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            name, value = (part.strip() for part in line.split("=", 1))
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            if name and name not in env:
+                env[name] = value
+                names.append(name)
+    return names
+
+
+def merge_argv(defaults: Sequence[str], given: Sequence[str]) -> list[str]:
+    """`defaults` without the options that `given` sets again, then `given`: an option
+    on the command line wins (traitlets refuses a scalar option given twice). So a replica
+    may listen elsewhere than the URL the hub knows (`--ServerApp.ip=0.0.0.0` in a pod, or
+    another port behind a load balancer)."""
+    def name(arg: str) -> str:
+        return arg.split("=", 1)[0]
+
+    seen = {name(a) for a in given if a.startswith("--")}
+    return [*(a for a in defaults if name(a) not in seen), *given]
+
+
+class ServiceApp(ServerApp):
+    """A Jupyter server with the Aigis extension alone, checking XSRF once the caller is
+    known."""
+
+    def find_server_extensions(self) -> None:
+        # Not the extensions enabled in this environment (JupyterLab's settings and workspace
+        # routes would answer any hub user, and write in the service account's home): the
+        # Aigis extension, and only what the command line or config names explicitly.
+        self.jpserver_extensions = {"aigis_jupyter": True, **self.jpserver_extensions}
+
+    def init_webapp(self) -> None:
+        super().init_webapp()
+        # As jupyterhub-singleuser does: the hub's identity provider puts the hub's XSRF check
+        # in place of jupyter-server's, and Tornado would run it before the request is
+        # authenticated, refusing every POST made with a token after the first one.
+        # jupyter-server still checks XSRF after authentication (tokens are exempt, cookies
+        # are not).
+        self.web_app.settings["xsrf_cookies"] = False
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the service (JupyterHub starts it with the environment it needs)."""
-    from jupyter_server.serverapp import ServerApp
-
+    env_file = os.environ.get(ENV_FILE_VAR)
+    if env_file:
+        try:
+            load_env_file(env_file)
+        except OSError as exc:
+            sys.exit(f"aigis-hub-service: cannot read {ENV_FILE_VAR}={env_file}: {exc}")
     missing = [v for v in ("JUPYTERHUB_API_TOKEN", "JUPYTERHUB_API_URL") if not os.environ.get(v)]
     if missing:
         sys.exit(f"aigis-hub-service runs under JupyterHub (c.JupyterHub.services); "
                  f"{', '.join(missing)} is not set.")
-    ServerApp.launch_instance([*service_argv(), *(argv if argv is not None else sys.argv[1:])])
+    ServiceApp.launch_instance(merge_argv(service_argv(),
+                                          argv if argv is not None else sys.argv[1:]))
 
 
 if __name__ == "__main__":

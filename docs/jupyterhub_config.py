@@ -1,12 +1,15 @@
 # A JupyterHub on one machine with the Aigis service: `jupyterhub -f jupyterhub_config.py`.
 #
-# Only the service process sees the master key and the store's URL (its `environment`
-# below): users' servers and kernels reach it with their own hub tokens. Values come from
-# the environment so that the same file serves a demo and the project's own test.
+# Only the service process sees the master key and the store's URL: it reads them from
+# its env file at start, so they pass through neither this config nor the hub (JupyterHub
+# keeps a service's `environment` in its own database). Users' servers and kernels reach
+# the service with their own hub tokens. Values come from the environment so that the same
+# file serves a demo and the project's own test.
 #
-#   MASTER_ENCRYPTION_KEY  passphrase sealing connection passwords (keep it secret, back it up)
-#   AIGIS_DATABASE_URL     the shared store, e.g. postgresql+psycopg://aigis:...@db/aigis
-#   AIGIS_HUB_USERS        users allowed to log in (comma-separated), AIGIS_HUB_ADMINS admins
+#   AIGIS_ENV_FILE   the service's secrets, readable by the hub's account alone (chmod 600):
+#                      MASTER_ENCRYPTION_KEY=...   passphrase sealing connection passwords
+#                      AIGIS_DATABASE_URL=postgresql+psycopg://aigis:...@127.0.0.1/aigis
+#   AIGIS_HUB_USERS  users allowed to log in (comma-separated), AIGIS_HUB_ADMINS admins
 import os
 import shutil
 import sys
@@ -47,9 +50,8 @@ c.JupyterHub.services = [{
     "name": "aigis",
     "url": AIGIS_URL,
     "command": [os.path.join(sys.prefix, "bin", "aigis-hub-service")],
-    "environment": {  # the only process that holds these
-        "MASTER_ENCRYPTION_KEY": env("MASTER_ENCRYPTION_KEY", ""),
-        "AIGIS_DATABASE_URL": env("AIGIS_DATABASE_URL", ""),
+    "environment": {  # no secret here: the service reads them from this file
+        "AIGIS_ENV_FILE": env("AIGIS_ENV_FILE", "/etc/aigis/service.env"),
         "AIGIS_DATA_DIR": env("AIGIS_SERVICE_DATA_DIR", "aigis-service"),
     },
     "oauth_no_confirm": True,

@@ -284,7 +284,8 @@ class RemoteScope:
             return None
         return {"thread_id": thread_id, "sql": page.get("sql"), "columns": page["columns"],
                 "rows": page["rows"], "row_count": page["row_count"],
-                "truncated": page["truncated"], "process": page.get("process")}
+                "truncated": page["truncated"], "process": page.get("process"),
+                "connection_id": page.get("connection_id")}
 
     # -- audit and health ----------------------------------------------------------------
     def audit_log(self, *, limit: int = 100, all_users: bool = False) -> list[AuditEntry]:

@@ -96,7 +96,10 @@ class AigisExtension(_SettingsTraits):  # type: ignore[misc,valid-type]
                             single_user_admin=self.single_user_admin,
                             user_source=self.user_source, log=self.log)
         self.settings["aigis"] = state
-        if self.warm_up:
+        from ..client import service_url
+
+        # a hub user's server only forwards to the hub's service: it has no store to warm up
+        if self.warm_up and not service_url():
             timer = threading.Timer(WARM_UP_DELAY_S, state.warm_up)
             timer.daemon = True
             timer.start()

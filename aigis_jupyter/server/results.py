@@ -2,7 +2,9 @@
 
 The full DataFrame lives in the process that ran the query (this server, for turns asked
 through it); JSON pages fall back to the stored preview, marked `complete: false`, when
-another process (a notebook's kernel) ran it. Arrow is the whole frame or nothing.
+another process (a notebook's kernel) ran it. Arrow is always the whole frame: when another
+process holds it (another replica of the hub's service, one that restarted, a kernel), the
+stored SQL runs again here, through the guard, on the connection it ran on.
 """
 
 from __future__ import annotations
@@ -55,10 +57,10 @@ class ResultHandler(AigisHandler):
         if ARROW_STREAM in (self.request.headers.get("Accept") or ""):
             if df is None:
                 preview = await scope.result_preview(thread_id)
-                where = f" (it is held by {preview['process']})" if preview and preview.get(
-                    "process") else ""
-                raise NotFound("This server has no full result for the thread" + where
-                               + "; ask for JSON to read its stored preview.")
+                if not preview or not preview.get("sql") or not preview.get("connection_id"):
+                    raise NotFound("This thread has no result yet: ask a question first.")
+                df = (await scope.run_sql(str(preview["connection_id"]), str(preview["sql"]),
+                                          thread_id=thread_id)).df
             data = await asyncio.to_thread(arrow_bytes, df)
             self.set_header("Content-Type", ARROW_STREAM)
             self.finish(data, set_content_type=ARROW_STREAM)

@@ -216,6 +216,7 @@ class ResultPreview(TypedDict):
     row_count: int
     truncated: bool
     process: str | None  # where the full DataFrame lives (`host:pid`), while that process runs
+    connection_id: NotRequired[str | None]  # the connection it ran on (to run it again)
 
 
 # --- the event stream (DESIGN.md) -----------------------------------------------------------

@@ -231,4 +231,5 @@ class ThreadOps(ConnectionOps):
                 "columns": list(table.get("columns") or []),
                 "rows": list(table.get("rows") or []),
                 "row_count": int(table.get("row_count") or 0),
-                "truncated": bool(table.get("truncated")), "process": payload.get("process")}
+                "truncated": bool(table.get("truncated")), "process": payload.get("process"),
+                "connection_id": payload.get("connection_id")}

@@ -1,7 +1,9 @@
 """B10 — characters sent to the model for one simple Chinook question, summed over all calls.
 
-The same scripted model drives the product's agent and LangChain's SQL agent (tutorial
-path: list tables, schema with sample rows, query checker, query, answer). Counted: every
+The same scripted model drives the product's agent and LangChain's SQL agent, with
+LangChain's own SQL-agent prompt verbatim, on its tutorial path (list tables, schema with
+sample rows, query checker, query, answer) and on its shortest path (query, answer); the
+ratio and the target use the tutorial path, the shortest path is reported beside it. Counted: every
 message's text and tool-call arguments, plus the tool definitions sent with each call
 (what a provider bills as input); tool definitions are also reported apart.
 """
@@ -45,6 +47,13 @@ def run(ctx: Ctx) -> dict[str, Any]:
     theirs = lc_model.chars()
     if qs[0].answer not in answer:
         raise RuntimeError(f"LangChain's agent did not finish: {answer!r}")
+    short_model = ScriptedModel(responder=chinook.lc_responder(plans, chinook.SHORTEST_STEPS))
+    lc_short = chinook.LangChainSqlAgent(db, short_model)
+    short_answer = lc_short.ask(QUESTION)
+    lc_short.db._engine.dispose()
+    short = short_model.chars()
+    if qs[0].answer not in short_answer:
+        raise RuntimeError(f"LangChain's shortest path did not finish: {short_answer!r}")
 
     ratio = theirs["total_chars"] / ours["total_chars"]
     per_call = [c["message_chars"] + c["tool_schema_chars"] for c in model.calls]
@@ -57,13 +66,18 @@ def run(ctx: Ctx) -> dict[str, Any]:
                   "langchain_total_chars": theirs["total_chars"],
                   "langchain_message_chars": theirs["message_chars"],
                   "langchain_tool_schema_chars": theirs["tool_schema_chars"],
-                  "langchain_chars_per_call": lc_per_call},
+                  "langchain_chars_per_call": lc_per_call,
+                  "langchain_shortest_model_calls": short["calls"],
+                  "langchain_shortest_total_chars": short["total_chars"],
+                  "shortest_ratio": round(short["total_chars"] / ours["total_chars"], 2)},
         ratio=ratio,
-        ratio_means="LangChain's characters / aigis characters",
+        ratio_means="LangChain's characters (tutorial path) / aigis characters; "
+                    "shortest_ratio: the same for LangChain's shortest path (query, answer)",
         target="<= 1/4 of LangChain's characters, in <= 3 model calls",
         met=bool(ratio >= 4 and ours["calls"] <= 3),
         headline=["model_calls", "total_chars", "langchain_model_calls",
-                  "langchain_total_chars"],
+                  "langchain_total_chars", "langchain_shortest_model_calls",
+                  "langchain_shortest_total_chars"],
         question=QUESTION,
         notes="counted: message text + tool-call arguments + tool definitions sent with "
               "each call; LangChain without tool definitions: "

@@ -7,7 +7,8 @@
   warm snapshot + `schema_context()` for a new question (the per-snapshot index is cached);
 * baseline: `sqlalchemy.MetaData().reflect()` on the same database (a new MetaData each
   time), and SQLAlchemy's batched inspector (`get_multi_columns` / `_pk_constraint` /
-  `_foreign_keys`) for reference.
+  `_foreign_keys`), whose ratio (`speedup_vs_inspector`) is reported beside
+  `reflect()`'s: the batched inspector is what a careful caller would use instead.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ def run(ctx: Ctx) -> dict[str, Any]:
         "columns": n_cols,
         "foreign_keys": n_fks,
         "cold_ms": ms(cold_s),
+        "speedup_vs_inspector": round(med(t_insp) / cold_s, 2),
         "cold_with_render_ms": ms(med(t_cold_render)),
         "warm_ms": ms(warm_s),
         "warm_with_render_ms": ms(med(t_warm_render)),
@@ -105,8 +107,12 @@ def run(ctx: Ctx) -> dict[str, Any]:
     return result(
         "B1", "Schema snapshot, PostgreSQL, 2,000 tables x 15 columns with FKs",
         measured=measured, baseline=baseline, ratio=ratio,
-        ratio_means="MetaData().reflect() time / cold snapshot time",
+        ratio_means="MetaData().reflect() time / cold snapshot time; beside it, "
+                    "speedup_vs_inspector = SQLAlchemy's batched Inspector.get_multi_* "
+                    "time / cold snapshot time (the fairer comparator: reflect() also "
+                    "builds Table objects)",
         target="cold >= 20x faster than reflect; warm (cached) <= 10 ms",
         met=bool(ratio >= 20 and warm_s <= 0.010),
-        headline=["cold_ms", "warm_ms", "reflect_ms"],
+        headline=["cold_ms", "warm_ms", "reflect_ms", "inspector_get_multi_ms",
+                  "speedup_vs_inspector"],
     )

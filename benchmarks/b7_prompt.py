@@ -6,10 +6,15 @@ Questions are generated with known gold tables (see `widedb`: tables are named
 * count:   "How many claims are there in insurance?"           gold: insurance_claim
 * filter:  "List the retail vendors whose unit price is above 100."      retail_vendor
 * join:    "Show each hr contract with the name of its employee."  hr_contract, hr_employee
-* synonym: "How many clients does sales have?"  (client = customer, staff = employee …)
+* synonym: "How many patrons does sales have?"  (patron = customer, workers = employee …)
+
+The product's synonym table (`Settings.schema_synonyms`, whose defaults map "client" to
+"customer", "staff" to "employee" …) is switched off (`schema_synonyms={}`), so the
+synonym questions measure what the ranker finds by itself, not words written for this
+benchmark or for Chinook; their recall is reported per kind.
 
 Each question runs through the product's agent (schema snapshot trimmed to the question
-by `agent.context` with the configured token budget and synonyms, the scripted model
+by `agent.context` with the configured token budget, no synonyms, the scripted model
 answering with SQL over the gold table, the guarded query, the answer call), and every
 call the model receives is recorded. Tokens
 are counted as characters / 4 (tiktoken's encodings cannot be downloaded here); the
@@ -28,7 +33,10 @@ from typing import Any
 
 from .common import Ctx, med, pct, result
 
-SYNONYMS = {"customer": ["clients", "buyers"], "employee": ["staff"]}
+#: A user's words for two entities, independent of the product's synonym table (which is
+#: off here anyway): ordinary English, chosen before looking at what the ranker finds.
+SYNONYMS = {"customer": ["clients", "buyers", "patrons", "shoppers"],
+            "employee": ["staff", "workers", "personnel"]}
 _TABLE_LINE = re.compile(r"^- (?:[\w$]+\.)?([\w$]+)\(", re.M)
 
 
@@ -110,7 +118,7 @@ def run(ctx: Ctx) -> dict[str, Any]:
     db, tables = widedb.shared(ctx)
     qs = questions(tables, ctx.size(100, 8))
     plans = {q.question: q for q in qs}
-    settings = Settings()
+    settings = Settings(schema_synonyms={})  # no product (or Chinook) synonyms
     budget = settings.schema_token_budget
     deps = BenchDeps(db.spec("b7"))
 
@@ -182,6 +190,10 @@ def run(ctx: Ctx) -> dict[str, Any]:
         "recall_by_kind": by_kind,
         "tables_shown_median": med([p["tables_shown"] for p in per]),
         "schema_budget": budget,
+        "synonym_table": "off (schema_synonyms={})",
+        "gold_recall_without_synonym_kind": round(
+            sum(p["recall"] for p in per if p["kind"] != "synonym")
+            / max(1, sum(p["kind"] != "synonym" for p in per)), 3),
         "gemma_tokens_median": med(gemma) if gemma else None,
         "gemma_tokens_max": max(gemma) if gemma else None,
         "tokens_p90": pct(tokens, 90),
@@ -196,7 +208,8 @@ def run(ctx: Ctx) -> dict[str, Any]:
         target="<= 4,000 tokens per question with >= 95% gold-table recall",
         met=bool(max(tokens) <= 4_000 and recall >= 0.95),
         headline=["tokens_max", "gold_recall", "whole_schema_tokens"],
-        notes="tokens = characters / 4 over every call of the question (SQL + answer); "
+        notes="synonym table off (schema_synonyms={}); "
+              "tokens = characters / 4 over every call of the question (SQL + answer); "
               "Gemma-tokenizer counts are a cross-check"
               + (f"; missed: {misses[:5]}" if misses else ""),
     )

@@ -1,13 +1,23 @@
-"""B9 — `%load_ext aigis_jupyter` in a fresh kernel process, and the first answer's latency.
+"""B9 — time to first result in a fresh kernel process: `%load_ext`, then the first answer.
 
-Each measurement is a fresh Python process with an IPython shell (IPython itself is
-imported before the clock starts, as in a kernel). It times `%load_ext`, then the first
-`%%aigis` question on a Chinook connection saved earlier (the store exists, as it would
-after the first session), answered by a scripted zero-latency model:
+The headline is **time to first result** = `%load_ext` + the first question until its
+result is on screen, for aigis and for JupySQL, in fresh processes: that is what a user
+waits for, and there JupySQL is faster today. Each measurement is a fresh Python process
+with an IPython shell (IPython itself is imported before the clock starts, as in a
+kernel). aigis answers its first `%%aigis` question on a Chinook connection saved earlier
+(the store exists, as it would after the first session), with a scripted zero-latency
+model:
 
 * first_display: the cell's first visible output (the "Thinking…" placeholder);
 * first_answer: the first words of the answer on screen (target: <= 1 s);
 * done: the cell returns.
+
+`%load_ext aigis_jupyter` starts a background thread importing the agent's libraries
+(`AigisMagics.prewarm`). So that it neither hides work nor competes unseen, aigis runs
+three ways: prewarm off (`AIGIS_PREWARM=0`: the headline and `load_ms`), as shipped with
+the question asked at once (the thread competes with the question), and as shipped with
+the question asked only after the prewarm thread has finished (the user took a while to
+type; `load_ms` is not re-counted there).
 
 Baseline in the same run, also fresh processes: `%load_ext sql` (JupySQL), then its first
 result (`%sql sqlite:///chinook` + `%sql SELECT COUNT(*) …`).
@@ -28,12 +38,7 @@ from .common import Ctx, med, ms, result, run_json, stamped_publisher, tmpdir
 
 QUESTION = "How many customers are there?"
 HEAVY = ("pandas", "numpy", "sqlalchemy", "langgraph", "langchain_core", "altair", "sqlglot")
-#: Modules a warm-up thread would import after %load_ext (simulated in `aigis-prewarm`).
-PREWARM = ("aigis_jupyter.service.core", "aigis_jupyter.service.scope",
-           "aigis_jupyter.store.db", "alembic",
-           "aigis_jupyter.agent.runner", "aigis_jupyter.databases.execute",
-           "aigis_jupyter.databases.schema", "pandas")
-PREWARM_PAUSE_S = 4.0
+WHICH = ("aigis", "aigis-shipped", "aigis-prewarmed", "jupysql")
 
 
 # --------------------------------------------------------------------------- worker side
@@ -80,9 +85,14 @@ def _scripted_on_first_use() -> None:
 
 def worker(argv: list[str]) -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("which", choices=("aigis", "aigis-prewarm", "jupysql"))
+    ap.add_argument("which", choices=WHICH)
     ap.add_argument("--db", required=True)
     args = ap.parse_args(argv)
+    import os
+    import threading
+
+    # prewarm off for the headline; on (as shipped) for the two other aigis runs
+    os.environ["AIGIS_PREWARM"] = "0" if args.which == "aigis" else "1"
     shell, pub = _shell()
     before = set(sys.modules)
     t0 = time.perf_counter()
@@ -91,18 +101,13 @@ def worker(argv: list[str]) -> None:
     heavy = sorted(m for m in HEAVY if m in sys.modules and m not in before)
     out: dict[str, Any] = {"which": args.which, "load_s": load_s,
                            "heavy_imported_on_load": heavy}
-    if args.which == "aigis-prewarm":
-        # what a background warm-up started by %load_ext would do while the user types
-        import threading
-
-        def warm() -> None:
-            import importlib
-
-            for name in PREWARM:
-                importlib.import_module(name)
-
-        threading.Thread(target=warm, daemon=True).start()
-        time.sleep(PREWARM_PAUSE_S)
+    warm = [t for t in threading.enumerate() if t.name == "aigis-prewarm"]
+    out["prewarm_thread"] = bool(warm)
+    if args.which == "aigis-prewarmed":
+        tw = time.perf_counter()
+        for t in warm:  # the user asks only once the shipped warm-up has finished
+            t.join(timeout=120)
+        out["prewarm_wait_s"] = time.perf_counter() - tw
     if args.which != "jupysql":
         _scripted_on_first_use()
         pub.records.clear()
@@ -145,49 +150,64 @@ def run(ctx: Ctx) -> dict[str, Any]:
     svc.close()
     env = {"AIGIS_DATA_DIR": str(data)}
     ctx.log(f"B9: {reps} fresh process(es) each for aigis_jupyter and JupySQL")
-    ours: list[dict[str, Any]] = []
-    warmed: list[dict[str, Any]] = []
-    theirs: list[dict[str, Any]] = []
+    runs: dict[str, list[dict[str, Any]]] = {w: [] for w in WHICH}
     for _ in range(reps):
-        ours.append(run_json(["-m", "benchmarks.b9_startup", "worker", "aigis", "--db",
-                              str(db)], env=env, timeout=300))
-        warmed.append(run_json(["-m", "benchmarks.b9_startup", "worker", "aigis-prewarm",
-                                "--db", str(db)], env=env, timeout=300))
-        theirs.append(run_json(["-m", "benchmarks.b9_startup", "worker", "jupysql", "--db",
-                                str(db)], env=env, timeout=300))
-    if not all(r["answered"] for r in ours):
-        raise RuntimeError(f"the first %%aigis answer never showed: {ours}")
+        for which in WHICH:
+            runs[which].append(run_json(["-m", "benchmarks.b9_startup", "worker", which,
+                                         "--db", str(db)], env=env, timeout=300))
+    ours, shipped = runs["aigis"], runs["aigis-shipped"]
+    warmed, theirs = runs["aigis-prewarmed"], runs["jupysql"]
+    for which in WHICH[:3]:
+        if not all(r["answered"] for r in runs[which]):
+            raise RuntimeError(f"the first %%aigis answer never showed: {runs[which]}")
+    if any(r["prewarm_thread"] for r in ours) or not all(r["prewarm_thread"] for r in warmed):
+        raise RuntimeError("AIGIS_PREWARM did not switch the prewarm thread as expected")
 
     def m(rows: list[dict[str, Any]], key: str) -> float:
         return med([r[key] for r in rows if r.get(key) is not None])
 
     load, first_answer = m(ours, "load_s"), m(ours, "first_answer_s")
     sql_load = m(theirs, "load_s")
+
+    def ttfr(rows: list[dict[str, Any]], key: str) -> float:
+        return med([r["load_s"] + r[key] for r in rows if r.get(key) is not None])
+
+    ours_ttfr, sql_ttfr = ttfr(ours, "first_answer_s"), ttfr(theirs, "first_result_s")
     return result(
-        "B9", "%load_ext and the first %%aigis answer, fresh process",
+        "B9", "Time to first result (%load_ext + first answer), fresh process",
         measured={
+            "time_to_first_result_ms": ms(ours_ttfr),
+            "time_to_first_result_shipped_ms": ms(ttfr(shipped, "first_answer_s")),
             "load_ms": ms(load),
+            "load_shipped_ms": ms(m(shipped, "load_s")),
             "first_display_ms": ms(m(ours, "first_display_s")),
             "first_sql_ms": ms(m(ours, "first_sql_s")),
             "first_answer_ms": ms(first_answer),
             "done_ms": ms(m(ours, "done_s")),
             "heavy_imported_on_load": ours[0]["heavy_imported_on_load"],
-            "first_answer_if_prewarmed_ms": ms(m(warmed, "first_answer_s")),
+            "first_answer_shipped_ms": ms(m(shipped, "first_answer_s")),
+            "first_answer_after_prewarm_ms": ms(m(warmed, "first_answer_s")),
+            "prewarm_thread_ms": ms(m(warmed, "prewarm_wait_s")),
         },
         baseline={
+            "jupysql_time_to_first_result_ms": ms(sql_ttfr),
             "jupysql_load_ms": ms(sql_load),
             "jupysql_first_result_ms": ms(m(theirs, "first_result_s")),
             "jupysql_heavy_imported_on_load": theirs[0]["heavy_imported_on_load"],
         },
-        ratio=sql_load / load if load else None,
-        ratio_means="JupySQL %load_ext time / aigis %load_ext time",
+        ratio=sql_ttfr / ours_ttfr,
+        ratio_means="JupySQL time to first result / aigis time to first result, prewarm "
+                    "off (below 1: JupySQL is faster)",
         target="load <= 0.3 s (lazy imports); first output <= 1 s",
         met=bool(load <= 0.3 and first_answer <= 1.0),
-        headline=["load_ms", "first_answer_ms", "jupysql_load_ms"],
-        notes="first output judged on the first words of the answer on screen; "
-              "the placeholder shows at first_display_ms. first_answer_if_prewarmed_ms "
-              "simulates a warm-up thread started by %load_ext (heavy imports done while "
-              f"the user types, {PREWARM_PAUSE_S:g} s): not what ships today",
+        headline=["time_to_first_result_ms", "jupysql_time_to_first_result_ms", "load_ms",
+                  "first_answer_after_prewarm_ms"],
+        notes="time to first result = %load_ext + the first words of the answer on screen "
+              "(JupySQL: + its first result); the placeholder shows at first_display_ms. "
+              "load_ms and the headline with prewarm off (AIGIS_PREWARM=0); *_shipped_*: "
+              "prewarm on, question asked at once; first_answer_after_prewarm_ms: the "
+              "question asked once the shipped prewarm thread had finished "
+              "(prewarm_thread_ms after %load_ext)",
     )
 
 

@@ -13,12 +13,9 @@ locally and fails under CI=true.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +26,7 @@ from pathlib import Path
 
 import pytest
 from conftest import missing
+from live_server import free_port, log_tail, stop_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -74,10 +72,6 @@ class Lab:
     runtime_dir: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _lab_env(base: Path, port: int) -> dict[str, str]:
@@ -102,33 +96,8 @@ def _lab_env(base: Path, port: int) -> dict[str, str]:
     return env
 
 
-def _log_tail(log: Path, n: int = 60) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return "(no log)"
 
 
-def _stop(proc: subprocess.Popen, runtime_dir: Path) -> None:
-    """Stop lab.sh's process group; the server shuts its kernels down on SIGTERM."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-    # Kernels run in their own sessions: any left (a server killed hard) are found by the
-    # connection file in this test's runtime dir, and only those.
-    for pid_dir in Path("/proc").glob("[0-9]*"):
-        try:
-            cmd = (pid_dir / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(arg.startswith(str(runtime_dir).encode() + b"/kernel-") for arg in cmd):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid_dir.name), signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +114,7 @@ def lab_env_ready() -> None:
 
 @pytest.fixture
 def lab(lab_env_ready: None, tmp_path: Path) -> Iterator[Lab]:
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "lab.log"
     runtime_dir = tmp_path / "env" / "jupyter-runtime"
     with log.open("wb") as out:
@@ -162,9 +131,9 @@ def lab(lab_env_ready: None, tmp_path: Path) -> Iterator[Lab]:
         url = None
         while url is None:
             if proc.poll() is not None:
-                pytest.fail(f"lab.sh exited with {proc.returncode}:\n{_log_tail(log)}")
+                pytest.fail(f"lab.sh exited with {proc.returncode}:\n{log_tail(log)}")
             if time.monotonic() > deadline:
-                pytest.fail(f"lab.sh printed no URL in {START_TIMEOUT} s:\n{_log_tail(log)}")
+                pytest.fail(f"lab.sh printed no URL in {START_TIMEOUT} s:\n{log_tail(log)}")
             m = url_re.search(log.read_text(errors="replace"))
             url = m.group(0) if m else None
             if url is None:
@@ -180,11 +149,11 @@ def lab(lab_env_ready: None, tmp_path: Path) -> Iterator[Lab]:
             except OSError:
                 pass
             if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail(f"the server at port {port} does not answer:\n{_log_tail(log)}")
+                pytest.fail(f"the server at port {port} does not answer:\n{log_tail(log)}")
             time.sleep(0.2)
         yield Lab(url=url, port=port, log=log, proc=proc, runtime_dir=runtime_dir)
     finally:
-        _stop(proc, runtime_dir)
+        stop_server(proc, runtime_dir)
 
 
 # -- the browser ------------------------------------------------------------------------------

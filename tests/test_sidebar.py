@@ -24,8 +24,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +35,7 @@ from typing import Any
 
 import pytest
 from conftest import missing
+from live_server import free_port, log_tail, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 LABEXT = ROOT / "labextension"
@@ -193,37 +192,10 @@ class Lab:
         return json.loads(raw) if raw else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-def _log_tail(log: Path, n: int = 80) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return "(no log)"
 
 
-def _stop(proc: subprocess.Popen, runtime_dir: Path) -> None:
-    """Stop the server's process group, then any kernel of this test's runtime dir."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-    for pid_dir in Path("/proc").glob("[0-9]*"):
-        try:
-            cmd = (pid_dir / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(arg.startswith(str(runtime_dir).encode() + b"/kernel-") for arg in cmd):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid_dir.name), signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -268,7 +240,7 @@ def lab(lab_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     subprocess.run([str(lab_python), "-c", "import sys; from aigis_jupyter.demo import "
                     "build_demo_sqlite; build_demo_sqlite(sys.argv[1])", str(demo_db)],
                    check=True, env=env, timeout=120)
-    port = _free_port()
+    port = free_port()
     args = [str(lab_python.parent / "jupyter"), "lab", "--ServerApp.ip=127.0.0.1",
             f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
             "--ServerApp.open_browser=False", f"--IdentityProvider.token={TOKEN}",
@@ -287,19 +259,19 @@ def lab(lab_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{_log_tail(log)}")
+                pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{log_tail(log)}")
             with contextlib.suppress(OSError), urllib.request.urlopen(
                     f"{url_base}aigis/models?token={TOKEN}", timeout=5) as r:
                 if any(m["name"] == "scripted" for m in json.loads(r.read())):
                     break
             if time.monotonic() > deadline:
                 pytest.fail(f"jupyter lab did not serve the API in {START_TIMEOUT} s:\n"
-                            f"{_log_tail(log)}")
+                            f"{log_tail(log)}")
             time.sleep(0.3)
         yield Lab(url=f"{url_base}lab?token={TOKEN}", base=url_base, proc=proc, log=log,
                   runtime_dir=runtime_dir, demo_db=demo_db, notebooks=notebooks)
     finally:
-        _stop(proc, runtime_dir)
+        stop_server(proc, runtime_dir)
 
 
 @pytest.fixture(scope="module")
@@ -463,7 +435,7 @@ def test_manage_connections(ui: UI) -> None:
     form.get_by_label("Name", exact=True).fill("warehouse")
     form.get_by_label("Type").select_option("postgres")
     form.get_by_label("Host").fill("127.0.0.1")
-    form.get_by_label("Port").fill(str(_free_port()))  # nothing listens there
+    form.get_by_label("Port").fill(str(free_port()))  # nothing listens there
     form.get_by_label("Database", exact=True).fill("sales")
     form.get_by_label("User name").fill("analyst")
     form.get_by_label("Password").fill("s3cret-Pa55")

@@ -144,12 +144,15 @@ class ThreadOps(ConnectionOps):
 
     def set_thread_model(self, thread_id: str, name: str | None) -> ThreadModel:
         """Pick the thread's model by name or alias (None clears it)."""
-        self.get_thread(thread_id)  # NotFound first: never reveal anything on others' threads
-        model_name = self.service.models.resolve(name).name if name else None
-        with self._session() as s:
-            t = self._repo(s).thread(thread_id)
-            t.model_name, t.updated_at = model_name, _now()
+        self._pick_model(thread_id, name)
         return self.get_thread_model(thread_id)
+
+    def _pick_model(self, thread_id: str, name: str | None) -> ThreadInfo:
+        with self._session() as s:
+            t = self._repo(s).thread(thread_id)  # NotFound first: nothing of others' threads
+            t.model_name = self.service.models.resolve(name).name if name else None
+            t.updated_at = _now()
+            return self._thread_out(s, t)
 
     # -- chat -----------------------------------------------------------------------------
     def _start_turn(self, thread_id: str, text: str, connection: str | None,
@@ -157,12 +160,12 @@ class ThreadOps(ConnectionOps):
         """Everything blocking before the first event (run in a worker thread)."""
         if not isinstance(text, str) or not text.strip():
             raise BadInput("Ask a question: the message is empty.")
-        thread = self.get_thread(thread_id)
         if connection is not None:
             thread = self.set_thread_connection(thread_id, connection)
-        if model is not None:
-            self.set_thread_model(thread_id, model)
+        else:
             thread = self.get_thread(thread_id)
+        if model is not None:
+            thread = self._pick_model(thread_id, model)
         runner = self.service.runner()  # before storing anything: it may fail to import
         running = self.service.turns.acquire(self.user_id, thread_id)
         try:

@@ -213,3 +213,17 @@ def deps(shop: Path):
     d = SqliteDeps(shop)
     yield d
     d.close()
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> str:
+    """Debian's Chromium and Playwright, or `missing()` (a failure under CI=true)."""
+    from live_server import CHROMIUM
+
+    if not os.access(CHROMIUM, os.X_OK):
+        missing(f"Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing("Playwright for Python (the `dev` extra)")
+    return CHROMIUM

@@ -16,6 +16,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 JUPYTER = Path(sys.executable).parent / "jupyter"
+#: Debian's Chromium (`apt-get install chromium`; Playwright's own browser download fails here).
+CHROMIUM = os.environ.get("AIGIS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 
 
 def free_port() -> int:

@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import missing
-from live_server import free_port, log_tail, stop_server
+from live_server import CHROMIUM_ARGS, free_port, log_tail, stop_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -34,14 +33,6 @@ ROOT = Path(__file__).resolve().parent.parent
 LAB_SH = ROOT / "scripts" / "lab.sh"
 SETUP_SH = ROOT / "scripts" / "setup.sh"
 QUICKSTART = ROOT / "notebooks" / "quickstart.ipynb"
-CHROMIUM = os.environ.get("AIGIS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 SETUP_TIMEOUT = 30 * 60  # a first build of llama-cpp-python takes ~10 minutes
 START_TIMEOUT = 180  # lab.sh with its environment ready: `aigis demo`, then the server (~16 s)
 
@@ -157,17 +148,6 @@ def lab(lab_env_ready: None, tmp_path: Path) -> Iterator[Lab]:
 
 
 # -- the browser ------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def chromium_path() -> str:
-    if not os.access(CHROMIUM, os.X_OK):
-        missing(f"Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing("Playwright for Python (the `dev` extra)")
-    return CHROMIUM
-
 
 @dataclass
 class Visit:

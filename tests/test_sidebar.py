@@ -35,21 +35,13 @@ from typing import Any
 
 import pytest
 from conftest import missing
-from live_server import free_port, log_tail, stop_server
+from live_server import CHROMIUM_ARGS, free_port, log_tail, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 LABEXT = ROOT / "labextension"
 TESTS = Path(__file__).resolve().parent
 SETUP_SH = ROOT / "scripts" / "setup.sh"
 SCREENSHOTS = Path(os.environ.get("AIGIS_SCREENSHOTS", TESTS / "screenshots")) / "sidebar"
-CHROMIUM = os.environ.get("AIGIS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 SETUP_TIMEOUT = 30 * 60  # a first build of llama-cpp-python takes ~10 minutes
 START_TIMEOUT = 120
 LOCAL_TURN_TIMEOUT = 240_000  # ms: the first question loads the embedded model
@@ -272,17 +264,6 @@ def lab(lab_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                   runtime_dir=runtime_dir, demo_db=demo_db, notebooks=notebooks)
     finally:
         stop_server(proc, runtime_dir)
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> str:
-    if not os.access(CHROMIUM, os.X_OK):
-        missing(f"Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing("Playwright for Python (the `dev` extra)")
-    return CHROMIUM
 
 
 @dataclass

@@ -49,11 +49,14 @@ _MARK_WORDS: list[tuple[re.Pattern[str], str]] = [
 ]
 _MEAN_WORDS = re.compile(r"avg|average|mean|rate|ratio|price|pct|percent|share|score", re.I)
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}(-\d{2})?([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?.*)?$")
-# Anything that could fetch, link or evaluate: a model's spec with one of these is dropped.
+# What could fetch, link or evaluate (`labelExpr` and the like too): a model spec with it is dropped
 _FORBIDDEN_KEYS = {
     "url", "href", "expr", "signal", "test", "calculate", "params", "datasets", "$ref",
     "loader", "usermeta", "filter", "lookup",
 }
+#: vega-embed's options (read from usermeta): no "View Source", which writes the spec as HTML.
+EMBED = {"embedOptions": {"actions": {"export": True, "source": False, "compiled": False,
+                                      "editor": False}}}
 
 
 def wants_chart(question: str | None) -> bool:
@@ -100,11 +103,12 @@ def _is_id_like(name: str) -> bool:
 
 
 def prepare(df: pd.DataFrame) -> tuple[pd.DataFrame, Kinds]:
-    """Normalise types (Decimal -> float, ISO strings -> datetime) and classify columns."""
+    """Normalise types (Decimal -> float, ISO strings -> datetime) and classify columns.
+    Names lose `"` and `\\`: Vega-Lite writes field names into Vega expressions unescaped."""
     import pandas as pd
 
     out = df.copy(deep=False)
-    out.columns = [str(c) for c in out.columns]
+    out.columns = [str(c).replace('"', "'").replace("\\", "/") for c in out.columns]
     kinds = Kinds([], [], [], [])
     for col in out.columns:
         s = out[col]
@@ -235,7 +239,7 @@ def recommend(
     # The recommender's own templates are schema-checked by the test suite, so only the
     # cheap safety checks run here: the schema validator's first import costs seconds
     # (jsonschema loads its format plugins), which every session's first chart would pay.
-    return check_safe(spec)
+    return {**check_safe(spec), "usermeta": EMBED}
 
 
 def _recommend(data: pd.DataFrame, k: Kinds, mark: str | None) -> dict[str, Any]:
@@ -416,7 +420,7 @@ def validate(spec: dict[str, Any]) -> dict[str, Any]:
 def _find_forbidden(node: Any) -> str | None:
     if isinstance(node, dict):
         for key, value in node.items():
-            if key in _FORBIDDEN_KEYS and key != "data":
+            if (key in _FORBIDDEN_KEYS or key.endswith("Expr")) and value != EMBED:
                 return key
             hit = _find_forbidden(value)
             if hit:
@@ -470,7 +474,8 @@ def from_proposal(
     if not isinstance(spec, dict) or "mark" not in spec or "encoding" not in spec:
         return None
     spec = {k: v for k, v in spec.items() if k not in ("data", "$schema", "datasets")}
-    if _find_forbidden(spec):
+    # no `"` or `\` in its strings either: Vega-Lite writes titles into expressions unescaped
+    if _find_forbidden(spec) or re.search(r'\\[\\"]', json.dumps(spec)):
         return None
     data, kinds = prepare(df)
     if len(data) > MAX_POINTS:
@@ -490,7 +495,7 @@ def from_proposal(
     if "title" not in spec and _title(question):
         spec["title"] = _title(question)
     try:
-        return validate(spec)
+        return {**validate(spec), "usermeta": EMBED}
     except BadInput:
         return None
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from .settings import Settings
 
-#: Seconds a remote model may take for one call before the turn fails with a model error.
+#: Seconds a remote model may stay silent when `Settings.model_timeout_s` is not given.
 REMOTE_TIMEOUT_S = 120.0
 #: Reply length bound for models on a local OpenAI-compatible server (LM Studio & co).
 LOCAL_SERVER_MAX_TOKENS = 4_096
@@ -290,6 +290,7 @@ class ModelRegistry:
             parts += [str(extra.get("base_url", "")), self._env.get(key_env, "")]
         if info.provider == "llama_cpp":
             parts.append(str(getattr(self.settings, "local_model_path", "") or ""))
+        parts.append(str(self.timeout_s))
         return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
     def _build(self, info: ModelInfo) -> BaseChatModel:
@@ -305,16 +306,23 @@ class ModelRegistry:
                 return ChatGoogleGenerativeAI(
                     model=info.model_id,
                     google_api_key=self._env["GOOGLE_API_KEY"],
-                    timeout=REMOTE_TIMEOUT_S,
-                    max_retries=1,
+                    timeout=self.timeout_s,
+                    max_retries=0,  # the turn retries (agent.faults), cancel-aware
                 )
             base_url, api_key = self._openai_endpoint(info)
             extra = (getattr(self.settings, "extra_models", None) or {}).get(info.name)
-            return _openai_chat(info, base_url=base_url, api_key=api_key, extra=extra)
+            return _openai_chat(info, base_url=base_url, api_key=api_key, extra=extra,
+                                timeout_s=self.timeout_s)
         except ModelError:
             raise
         except Exception as exc:  # a provider package that fails to build its client
             raise ModelError(f"Could not start model '{info.name}': {exc}") from exc
+
+    @property
+    def timeout_s(self) -> float:
+        """Seconds a remote model may stay silent (`Settings.model_timeout_s`)."""
+        value = getattr(self.settings, "model_timeout_s", None)
+        return float(value) if value else REMOTE_TIMEOUT_S
 
     def _openai_endpoint(self, info: ModelInfo) -> tuple[str | None, str]:
         env = self._env
@@ -408,15 +416,21 @@ class ModelRegistry:
 
 
 def _openai_chat(
-    info: ModelInfo, *, base_url: str | None, api_key: str, extra: Mapping[str, Any] | None = None
+    info: ModelInfo, *, base_url: str | None, api_key: str, extra: Mapping[str, Any] | None = None,
+    timeout_s: float = REMOTE_TIMEOUT_S,
 ) -> BaseChatModel:
+    """An OpenAI-compatible client that fails fast: no retries of its own.
+
+    The turn retries (`agent.faults`): only passing failures, never a timeout, never once
+    words reached the user, with pauses a cancel can interrupt.
+    """
     from langchain_openai import ChatOpenAI
 
     kwargs: dict[str, Any] = {
         "model": info.model_id,
         "api_key": api_key,
-        "timeout": REMOTE_TIMEOUT_S,
-        "max_retries": 1,
+        "timeout": timeout_s,  # per read: silence longer than this fails the call
+        "max_retries": 0,
     }
     if base_url:
         kwargs["base_url"] = base_url

@@ -108,6 +108,12 @@ class Settings:
         "Refuse connections whose login is a superuser or may touch server files or settings "
         "(the parser alone would stand between a question and that power).",
         "AIGIS_REFUSE_PRIVILEGED", default=False)
+    model_timeout_s: float = _opt(
+        "Seconds a model may stay silent (before its first word, or between two) before the "
+        "question fails with a timeout.", "AIGIS_MODEL_TIMEOUT_S", default=120.0)
+    model_retries: int = _opt(
+        "Times a model call is retried, with growing pauses, when the model server is "
+        "rate limiting, failing (HTTP 5xx) or unreachable.", "AIGIS_MODEL_RETRIES", default=2)
     turn_lease_s: float = _opt("Seconds a running turn's lease lasts without a heartbeat; a "
                                "turn of a process that died frees its thread after this.",
                                "AIGIS_TURN_LEASE", default=15.0)

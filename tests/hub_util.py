@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -391,30 +390,16 @@ def script_for(question: str) -> str:
 
 
 def _make_model() -> Any:
-    from langchain_core.language_models.chat_models import BaseChatModel
-    from langchain_core.messages import AIMessage
-    from langchain_core.outputs import ChatGeneration, ChatResult
+    from scripted import PromptRouted, question_of
 
-    class ScriptedModel(BaseChatModel):
+    class ScriptedModel(PromptRouted):
         """SQL by words of the question; a short answer otherwise."""
 
-        @property
-        def _llm_type(self) -> str:
-            return "aigis-hub-test"
+        def sql(self, messages: list[Any]) -> str:
+            return script_for(question_of(messages))
 
-        def _generate(self, messages: list[Any], stop: Any = None, run_manager: Any = None,
-                      **kwargs: Any) -> ChatResult:
-            system = str(messages[0].content) if messages else ""
-            last = str(messages[-1].content) if messages else ""
-            m = re.search(r"Question: (.*)", last)
-            question = m.group(1) if m else last
-            if system.startswith("You write SQL"):
-                text = script_for(question)
-            elif system.startswith("You design Vega-Lite"):
-                text = '{"mark": "bar"}'
-            else:
-                text = "Here is the answer."
-            return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+        def answer(self, messages: list[Any]) -> tuple[str, float]:
+            return "Here is the answer.", 0.0
 
     return ScriptedModel()
 
@@ -424,14 +409,6 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
-    from tornado.ioloop import IOLoop
+    from scripted import register_when_ready
 
-    from aigis_jupyter.models import ModelInfo
-
-    def register() -> None:  # once every extension is loaded (aigis_jupyter's state too)
-        service = serverapp.web_app.settings["aigis"].service()
-        service.models.register(
-            ModelInfo(name=MODEL_NAME, provider="test", supports_tools=False), _make_model)
-        serverapp.log.info("hub test: model %r registered", MODEL_NAME)
-
-    IOLoop.current().add_callback(register)
+    register_when_ready(serverapp, MODEL_NAME, _make_model)

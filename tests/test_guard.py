@@ -123,3 +123,95 @@ def test_is_read_query() -> None:
     assert not is_read_query("DELETE FROM t", "postgres")
     assert not is_read_query("SELECT 1; SELECT 2", "postgres")
     assert not is_read_query("not sql at all (", "mysql")
+
+
+def test_unicode_spaces_outside_quotes_reach_the_server_as_ascii_spaces() -> None:
+    """Unicode spaces between tokens reach the server as ASCII spaces, inside strings not.
+
+    Servers read U+00A0 and friends as part of a name, sqlglot as a separator: what runs
+    must be what was checked.
+    """
+    assert check_sql("SELECT\u00a0name\u3000FROM t ORDER\u00a0BY 1", "postgres") == (
+        "SELECT name FROM t ORDER BY 1")
+    assert check_sql("SELECT 'a\u00a0b' AS\u2003s", "mysql") == "SELECT 'a\u00a0b' AS s"
+    # PostgreSQL read `interval<U+00A0>$a$` as one column name and ran what the tokenizer
+    # took for a dollar-quoted string; now it reads the same interval literal as the parser.
+    hole = ('SELECT interval\u00a0$a$, pg_read_file(\'/etc/passwd\') AS v FROM '
+            '(SELECT 1 AS U&"interval\\00a0\\0024a\\0024") s --$a$')
+    out = check_sql(hole, "postgres")
+    assert "\u00a0" not in out and out.startswith("SELECT interval $a$, pg_read_file(")
+
+
+def test_optimizer_hints_are_removed() -> None:
+    """Optimizer hints never reach the server: they could override its statement timeout.
+
+    MySQL 8 reads `/*+ MAX_EXECUTION_TIME(n) */` and `SET_VAR(...)`.
+    """
+    assert check_sql("SELECT /*+ MAX_EXECUTION_TIME(100000000) */ name FROM t", "mysql") == (
+        "SELECT name FROM t")
+    assert check_sql("SELECT /*+ SET_VAR(max_statement_time=0) */ 1", "mysql") == "SELECT 1"
+
+
+@pytest.mark.parametrize(("dialect", "sql", "words"), [
+    ("sqlite", "WITH x AS (reindex) SELECT * FROM x", "not a query"),
+    ("postgres", "WITH x AS (checkpoint) SELECT * FROM x", "not a query"),
+    ("postgres", "SELECT ts_stat('DELETE FROM t RETURNING 1')", "ts_stat()"),
+    ("postgres", "SELECT pg_stat_reset()", "pg_stat_reset()"),
+    ("postgres", "SELECT postgres_fdw_get_connections()", "postgres_fdw_get_connections()"),
+    ("postgres", "SELECT * FROM pg_logical_slot_get_changes('s', NULL, NULL)",
+     "pg_logical_slot_get_changes()"),
+    ("mysql", "SELECT WAIT_FOR_EXECUTED_GTID_SET('x', 1)", "wait_for_executed_gtid_set()"),
+    ("sqlite", "SELECT * FROM fsdir('/')", "fsdir()"),
+])
+def test_more_refusals_say_why(dialect: str, sql: str, words: str) -> None:
+    """A WITH part that is no query and the newer deny-list entries are refused by name."""
+    with pytest.raises(SQLRefused) as info:
+        check_sql(sql, dialect)
+    assert words in info.value.message
+
+
+def test_mysql_reads_only_the_connections_database() -> None:
+    """On MySQL only the connection's database (and information_schema) may be named."""
+    shop = {"database": "shop"}
+    for sql in ("SELECT * FROM other.orders", "SELECT * FROM `other`.`orders`",
+                "SELECT * FROM orders o JOIN other.customers c USING (id)",
+                "SELECT * FROM orders WHERE id IN (SELECT id FROM other.t)",
+                "WITH x AS (SELECT * FROM performance_schema.threads) SELECT * FROM x",
+                "SELECT * FROM SHOP.orders",  # database names are case-sensitive
+                "SELECT other.total(1)"):
+        with pytest.raises(SQLRefused, match="may only read `shop`"):
+            check_sql(sql, "mysql", **shop)
+    for sql in ("SELECT * FROM orders", "SELECT * FROM shop.orders",
+                "SELECT TABLE_NAME FROM information_schema.TABLES",
+                "SELECT * FROM INFORMATION_SCHEMA.COLUMNS", "SELECT shop.total(1)"):
+        assert check_sql(sql, "mysql", **shop) == sql
+    # without the connection's database, the system databases are still refused
+    for sql in ("SELECT * FROM mysql.db", "SELECT * FROM sys.session",
+                "SELECT * FROM performance_schema.threads"):
+        with pytest.raises(SQLRefused, match="may only read"):
+            check_sql(sql, "mysql")
+    assert check_sql("SELECT * FROM other.orders", "mysql")
+    # credentials keep their own reason
+    with pytest.raises(SQLRefused, match="holds credentials"):
+        check_sql("SELECT * FROM mysql.user", "mysql", **shop)
+    # writes on a write-enabled connection stay in its database too
+    with pytest.raises(SQLRefused, match="may only read `shop`"):
+        check_sql("INSERT INTO other.t VALUES (1)", "mysql", allow_write=True, **shop)
+    # PostgreSQL refuses cross-database references itself; SQLite cannot ATTACH
+    assert check_sql("SELECT * FROM other.public.t", "postgres", database="shop")
+    with pytest.raises(SQLRefused):
+        check_sql("ATTACH DATABASE 'x.sqlite' AS x", "sqlite")
+
+
+def test_the_agents_check_uses_the_connections_database() -> None:
+    """The agent's parser check knows the connection's database, as run_query does."""
+    from aigis_jupyter.service.deps import TurnDeps
+
+    class Scope:
+        def get_connection(self, ref: str) -> dict[str, object]:
+            return {"db_type": "mysql", "allow_write": False, "database": "shop"}
+
+    deps = TurnDeps(Scope(), "thread")  # type: ignore[arg-type]
+    assert deps.check_sql("c1", "SELECT * FROM shop.orders") == "SELECT * FROM shop.orders"
+    with pytest.raises(SQLRefused, match="may only read `shop`"):
+        deps.check_sql("c1", "SELECT * FROM other.orders")

@@ -546,7 +546,10 @@ def test_no_secret_reaches_a_user_process_or_file(
         assert home.is_dir()
         assert not [p for p in home.rglob("*") if p.name in ("aigis.sqlite", "master.key")]
     assert len(set(checked)) == 4
-    leaks = files_holding([hub.homes, hub.hub_dir], secrets_)
+    # nor any log: the hub's, the service's and the users' servers' and kernels' (all
+    # write to the hub's output here), and the second replica's
+    assert (hub.logs / "hub.log").stat().st_size > 0
+    leaks = files_holding([hub.homes, hub.hub_dir, hub.logs], secrets_)
     assert leaks == []
 
 

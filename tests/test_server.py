@@ -102,7 +102,7 @@ async def test_the_original_chat_flow_and_every_route(call: Any, service: Any,
 
     sse = await call("alice", "POST", f"chat/{tid}/message", {"text": "How many regions?"})
     assert sse.status == 200 and sse.headers["Content-Type"].startswith("text/event-stream")
-    assert sse.headers["Cache-Control"] == "no-cache"
+    assert sse.headers["Cache-Control"] == "no-store"
     events = sse.events()
     assert [e["type"] for e in events][-1] == "end"
     assert events[-1]["full_response"] == "There are 5 regions."

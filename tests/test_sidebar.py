@@ -10,8 +10,9 @@ panel in a real browser.
   through Playwright, step by step as a user: open the panel from the command palette, add
   connections, meet "No model selected", ask the embedded `local` model, watch a scripted
   model stream its answer with a table and a chart, stop long turns, insert an answer into a
-  notebook and run it, reload the page. Every step is photographed in the light and the dark
-  theme under `tests/screenshots/sidebar/` (gitignored) for a person to look at.
+  notebook and run it, reload the page, and show markup and script from the model and the
+  database as text. Every step is photographed in the light and the dark theme under
+  `tests/screenshots/sidebar/` (gitignored) for a person to look at.
 
 The scripted model (`sidebar_server.py`) is registered by a small server extension so the
 streaming, chart and stop steps do not depend on what a 270M-parameter model writes.
@@ -36,6 +37,7 @@ from typing import Any
 import pytest
 from conftest import missing
 from live_server import CHROMIUM_ARGS, free_port, log_tail, stop_server
+from sidebar_server import HOSTILE, HOSTILE_COLUMNS, POISONED_TABLE, TRAPPED_ANSWER
 
 ROOT = Path(__file__).resolve().parent.parent
 LABEXT = ROOT / "labextension"
@@ -47,6 +49,10 @@ START_TIMEOUT = 120
 LOCAL_TURN_TIMEOUT = 240_000  # ms: the first question loads the embedded model
 TOKEN = "sidebar-test-token"
 SEGMENTS_QUESTION = "How many customers are in each segment? Show a bar chart."
+# the scripted model's hostile scripts (`sidebar_server.SCRIPTS`), by a word of each question
+HOSTILE_QUESTION = "Chart the hostile rows as a bar chart"
+TRAPPED_QUESTION = 'Chart the trapped rows <img src=x onerror="window.__pwned=10"> as bars'
+POISONED_QUESTION = "Read the poisoned table"
 
 # Variables of the caller's shell that would point the server away from its isolated dirs.
 SCRUBBED_ENV = (
@@ -330,6 +336,10 @@ def ui(chromium_path: str, lab: Lab) -> Iterator[UI]:
                                    ".hasCommand('aigis:open-chat')", timeout=60_000)
             # the layout restorer has put the saved layout back (else it may undo a step)
             page.evaluate("() => window.jupyterapp.restored.then(() => true)")
+            # then it focuses the launcher: a palette opened before that would lose the focus
+            # to it, and close
+            with contextlib.suppress(AssertionError):
+                expect(page.locator(".jp-Launcher")).to_be_focused(timeout=15_000)
             yield state
         finally:
             browser.close()
@@ -722,6 +732,115 @@ def test_reload_finds_the_thread_and_the_connection_again(ui: UI) -> None:
     assert "Scratch" not in [t["title"] for t in ui.lab.api("GET", "chat/threads")]
 
 
+@pytest.mark.browser
+@pytest.mark.slow
+def test_markup_from_the_model_and_the_database_stays_text(ui: UI) -> None:
+    """Markup and script from a model or a database show as text in the sidebar: none runs.
+
+    The scripted model writes HTML, script and `javascript:` URLs into its answer, its SQL,
+    the result's values and column names (SQL on the demo database), a chart proposal's
+    texts, and a query whose error quotes a table name; a question holds markup too. A
+    second proposal also carries an `href` channel, embedding options, an expression and a
+    title that would end the string Vega-Lite writes it into: the server draws that chart
+    itself. No script runs (no `window.__pwned`, no dialog, no window opened), no element
+    is made of the markup, the strings read as written, and the charts still draw.
+    """
+    from playwright.sync_api import expect
+
+    page, panel = ui.page, ui.panel
+    dialogs: list[str] = []
+    popups: list[Any] = []
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    def on_popup(popup: Any) -> None:
+        popups.append(popup)
+
+    page.on("dialog", on_dialog)
+    page.context.on("page", on_popup)
+    try:
+        panel.get_by_role("button", name="New chat").first.click()
+        bar = panel.get_by_role("group", name="Thread settings")
+        for picker, option in (("Connection", "demo"), ("Model", "scripted")):
+            bar.get_by_role("button", name=re.compile(f"^{picker}:")).click()
+            bar.get_by_role("option", name=re.compile(f"^{option}")).click()
+            expect(bar.get_by_role("button", name=f"{picker}: {option}")).to_be_visible()
+        for question in (TRAPPED_QUESTION, HOSTILE_QUESTION, POISONED_QUESTION):
+            box = ui.question_box()
+            box.fill(question)
+            box.press("Enter")
+            # found by its exact text: the question's markup reads as written
+            expect(ui.turn(question)).to_have_attribute("data-running", "false",
+                                                         timeout=60_000)
+
+        turn = ui.turn(HOSTILE_QUESTION)
+        table = turn.get_by_role("group", name="Result table")
+        expect(table.locator("th")).to_have_text(HOSTILE_COLUMNS)
+        expect(table.locator("tbody td:first-child")).to_have_text(HOSTILE)
+        answer = turn.get_by_role("group", name="Answer")
+        for text in [*HOSTILE, "<b>code</b>"]:
+            expect(answer).to_contain_text(text)
+        expect(answer.locator("img")).to_have_count(0)  # `![..](url)` is not fetched
+        turn.locator("details.jp-AigisChat-sql summary").click()
+        for text in HOSTILE:
+            expect(turn.get_by_label("SQL", exact=True)).to_contain_text(text)
+        # the model's chart texts and its data are Vega's to draw, the data the result's
+        chart = turn.get_by_role("group", name="Chart")
+        expect(chart.locator(".vega-embed .marks")).to_be_visible()
+        spec = _stored_turn(ui.lab, HOSTILE_QUESTION)["payload"]["chart"]
+        assert (spec["title"], spec["description"]) == (HOSTILE[0], HOSTILE[1])
+        assert [r[HOSTILE_COLUMNS[0]] for r in spec["data"]["values"]] == HOSTILE
+        tooltip = _hover_until_tooltip(ui, chart.locator(".vega-embed .marks"))
+        expect(tooltip).to_contain_text(HOSTILE[2])  # a tooltip title of the proposal
+        expect(tooltip.locator("img, iframe, svg, script, a")).to_have_count(0)
+        # the chart menu has no "View Source", which writes the spec as HTML into a window
+        chart.locator(".vega-embed summary").click()
+        expect(chart.locator(".vega-actions a")).not_to_have_count(0)
+        expect(chart.locator(".vega-actions")).not_to_contain_text("Source")
+        expect(chart.locator(".vega-actions")).not_to_contain_text("Editor")
+        chart.locator(".vega-embed summary").click()
+
+        # links, embedding options and expressions never reach the page: the server drew it
+        trapped = ui.turn(TRAPPED_QUESTION)
+        expect(trapped.get_by_role("group", name="Chart").locator(".vega-embed .marks")
+               ).to_be_visible()
+        spec = _stored_turn(ui.lab, TRAPPED_QUESTION)["payload"]["chart"]
+        assert "href" not in spec["encoding"] and "config" not in spec
+        assert spec["usermeta"]["embedOptions"]["actions"]["source"] is False
+        assert spec["title"] == TRAPPED_QUESTION  # the recommender's, titled by the question
+        expect(trapped.get_by_role("group", name="Answer")).to_have_text(TRAPPED_ANSWER)
+
+        poisoned = ui.turn(POISONED_QUESTION)
+        expect(poisoned.get_by_role("alert")).to_contain_text(
+            f"Table '{POISONED_TABLE}' does not exist.")
+        expect(poisoned.get_by_label("SQL", exact=True)).to_contain_text(POISONED_TABLE)
+        poisoned.scroll_into_view_if_needed()
+        ui.snap("15-markup-stays-text")
+
+        made = page.evaluate("""() => {
+            const bad = [...document.querySelectorAll(
+                'img[src="x"], iframe, svg[onload], a[href^="javascript:" i], #aigis-chat img, '
+                + '#aigis-chat script, #aigis-chat object, #aigis-chat embed')];
+            for (const e of document.querySelectorAll('#aigis-chat *')) {
+                for (const a of e.attributes) {
+                    if (a.name.startsWith('on') || /^\\s*javascript:/i.test(a.value)) {
+                        bad.push(e);
+                    }
+                }
+            }
+            return bad.map(e => e.outerHTML.slice(0, 160));
+        }""")
+        assert not made, made
+        assert page.evaluate("() => typeof window.__pwned") == "undefined"
+        assert not dialogs, dialogs
+        assert not popups, [p.url for p in popups]
+    finally:
+        page.remove_listener("dialog", on_dialog)
+        page.context.remove_listener("page", on_popup)
+
+
 # -- helpers -----------------------------------------------------------------------------------
 
 def _assert_every_control_is_named(ui: UI) -> None:
@@ -733,6 +852,21 @@ def _assert_every_control_is_named(ui: UI) -> None:
                        || e.textContent.trim()))
         .map(e => e.outerHTML.slice(0, 160))""")
     assert not unnamed, unnamed
+
+
+def _hover_until_tooltip(ui: UI, marks: Any) -> Any:
+    """Move the mouse over a chart, row by row, until a mark shows its tooltip."""
+    marks.scroll_into_view_if_needed()
+    box = marks.bounding_box()
+    assert box, "the chart has no size"
+    tooltip = ui.page.locator("#vg-tooltip-element.visible")
+    for row in (0.5, 0.6, 0.4, 0.7, 0.3, 0.8, 0.2):
+        y = box["y"] + box["height"] * row
+        for step in range(41):
+            ui.page.mouse.move(box["x"] + box["width"] * step / 40, y)
+            if tooltip.count():
+                return tooltip
+    raise AssertionError("no mark of the chart showed a tooltip")
 
 
 def _rgb(css: str) -> tuple[int, ...]:

@@ -102,6 +102,8 @@ def open_postgres(url: str) -> BaseCheckpointSaver:
         min_size=1,
         max_size=4,
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        # a connection the server dropped (a restart) is replaced before use, not handed out
+        check=ConnectionPool.check_connection,
         open=True,
     )
     saver = ThreadedPostgresSaver(pool)

@@ -40,6 +40,9 @@ from .turn import AigisState, TurnContext, call_model, text_of
 #: Max tokens the embedded model may write for SQL and for the answer.
 LOCAL_SQL_TOKENS = 160
 LOCAL_ANSWER_TOKENS = 120
+#: Database failures no rewritten query can fix (the server went away, the login was
+#: refused): the user hears at once what happened instead of after futile repairs.
+NOT_THE_QUERY = frozenset({"unreachable", "auth_failed", "unknown_database"})
 # --- history ------------------------------------------------------------------------------
 
 
@@ -166,6 +169,8 @@ async def ask_database(state: AigisState, runtime: Runtime[TurnContext]) -> dict
                 raise
             except (SQLRefused, DatabaseError) as exc:
                 ctx.check_cancel()
+                if exc.reason in NOT_THE_QUERY:
+                    raise
                 write(events.tool_result(f"Query failed to execute. Error: {exc.message}"))
                 if attempts >= int(getattr(ctx.settings, "sql_repairs", 2)):
                     raise type(exc)(

@@ -143,6 +143,8 @@ class AgentRunner:
             chart_enabled=chart,
             callbacks=tracing_callbacks(),
             secrets=secrets_from_env(self.registry),
+            choices=tuple(n for n in await asyncio.to_thread(self.registry.available_names)
+                          if n != info.name),
         )
         config = {
             **config,

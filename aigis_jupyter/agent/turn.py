@@ -10,20 +10,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.messages import AnyMessage, BaseMessage
 from langgraph.graph.message import add_messages
 
 from ..errors import AigisError, ModelError, QueryCancelled, action
+from ..models import REMOTE_TIMEOUT_S
 from ..scrub import scrub
+from . import faults
 from .deps import AgentDeps
 
-#: Wall-clock limit for one model call, however fast its tokens trickle in.
+log = logging.getLogger(__name__)
+
+#: Wall-clock limit for one model call, however fast its tokens trickle in (at least twice
+#: the model timeout).
 MODEL_CALL_TIMEOUT_S = 180.0
+#: Seconds past the model timeout after which the turn stops waiting for a client that does
+#: not enforce it (the HTTP clients do, and fail first with their own error).
+SILENCE_GRACE_S = 2.0
 _KEY_VARS = ("OPENAI_API_KEY", "DEEPSEEK_API_KEY", "GOOGLE_API_KEY")
 
 
@@ -62,6 +71,7 @@ class TurnContext:
     schema: Any = None  # the SchemaContext of this turn (context.schema_context)
     snapshot: Any = None  # the connection's SchemaSnapshot
     schema_question: Any = None  # describe.SchemaQuestion when the question is about it
+    choices: tuple[str, ...] = ()  # other models available here, offered when this one fails
 
     @property
     def cancelled(self) -> bool:
@@ -75,6 +85,12 @@ class TurnContext:
 
     def scrub(self, text: str) -> str:
         return scrub(text, self.secrets)
+
+    @property
+    def timeout_s(self) -> float:
+        """Seconds the model may stay silent (`Settings.model_timeout_s`)."""
+        value = getattr(self.settings, "model_timeout_s", None)
+        return float(value) if value else REMOTE_TIMEOUT_S
 
 
 def secrets_from_env(registry: Any = None) -> tuple[str, ...]:
@@ -105,12 +121,13 @@ def text_of(content: Any) -> str:
     return str(content or "")
 
 
-def model_failure(ctx: TurnContext, exc: BaseException) -> ModelError:
-    detail = ctx.scrub(" ".join(str(exc).split()))[:300] or type(exc).__name__
-    return ModelError(
-        f"The model '{ctx.info.name}' failed: {detail}. Try again, or pick another model.",
-        action=action("pick_model", choices=[]),
-    )
+class _Failed(Exception):
+    """One attempt failed with `fault`; `shown`: words of it had reached the user."""
+
+    def __init__(self, fault: faults.Fault, shown: bool) -> None:
+        super().__init__(fault.detail)
+        self.fault = fault
+        self.shown = shown
 
 
 async def call_model(
@@ -127,10 +144,11 @@ async def call_model(
 
     A thread (rather than the model's async API) keeps loop-bound HTTP clients out of the
     picture and lets a cancel stop the wait at once; the producer notices at its next token.
+    Passing failures are retried with growing pauses (`faults` has the rule); a reply is
+    bounded in silence (`Settings.model_timeout_s`), in length (`faults.MAX_REPLY_CHARS`)
+    and in total time (`timeout_s`, default the larger of `MODEL_CALL_TIMEOUT_S` and twice
+    the model timeout).
     """
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-    halt = threading.Event()
     kwargs: dict[str, Any] = {}
     if stop and ctx.info.prompt_style == "completion":
         kwargs["stop"] = stop
@@ -142,49 +160,114 @@ async def call_model(
         "tags": ["aigis", node],
         "metadata": {"thread_id": ctx.thread_id, "model": ctx.info.name},
     }
+    retries = max(0, int(getattr(ctx.settings, "model_retries", faults.RETRIES)))
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await _attempt(ctx, messages, config, kwargs, on_text, timeout_s)
+        except _Failed as failed:
+            fault = replace(failed.fault, detail=ctx.scrub(failed.fault.detail))
+            pause = None
+            if not failed.shown and attempt <= retries:
+                pause = faults.pause_s(fault, attempt)
+            if pause is None:
+                raise faults.model_error(fault, model=ctx.info.name, attempts=attempt,
+                                         timeout_s=ctx.timeout_s,
+                                         choices=list(ctx.choices)) from failed.__cause__
+            log.info("model %s (%s): %s; retry %d of %d in %.1f s", ctx.info.name, node,
+                     fault.kind, attempt, retries, pause)
+            await _pause(ctx, pause)
+
+
+async def _pause(ctx: TurnContext, seconds: float) -> None:
+    """Wait between two attempts; a cancel ends the wait at once."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while (left := end - loop.time()) > 0:
+        ctx.check_cancel()
+        await asyncio.sleep(min(0.1, left))
+    ctx.check_cancel()
+
+
+async def _attempt(ctx: TurnContext, messages: list[BaseMessage], config: dict[str, Any],
+                   kwargs: dict[str, Any], on_text: Any, timeout_s: float | None) -> str:
+    """One model call; its HTTP response is closed however it ends (the server sees it)."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    halt = threading.Event()
 
     def put(item: tuple[str, Any]) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
     def produce() -> None:
+        stream = None
         try:
-            for piece in ctx.model.stream(messages, config=config, **kwargs):
+            stream = ctx.model.stream(messages, config=config, **kwargs)
+            for piece in stream:
                 if halt.is_set():
                     break
-                text = text_of(getattr(piece, "content", piece))
-                if text:
-                    put(("text", text))
+                if getattr(piece, "tool_call_chunks", None):
+                    put(("tool", None))
+                put(("text", text_of(getattr(piece, "content", piece))))
             put(("done", None))
         except BaseException as exc:
             put(("error", exc))
+        finally:  # closing the generator closes the response, mid-stream or not
+            close = getattr(stream, "close", None)
+            if callable(close):
+                with contextlib.suppress(Exception):
+                    close()
 
     worker = contextvars.copy_context()
     loop.run_in_executor(None, worker.run, produce)
     parts: list[str] = []
-    deadline = loop.time() + float(timeout_s or MODEL_CALL_TIMEOUT_S)
+    size = 0
+    started = shown = told = False
+    silence = ctx.timeout_s + SILENCE_GRACE_S
+    total = float(timeout_s or max(MODEL_CALL_TIMEOUT_S, 2 * ctx.timeout_s))
+    deadline = loop.time() + total
+    heard = loop.time()
     try:
         while True:
             try:
                 kind, value = await asyncio.wait_for(queue.get(), timeout=0.1)
             except asyncio.TimeoutError:
                 ctx.check_cancel()
-                if loop.time() > deadline:
+                now = loop.time()
+                if now > deadline:
                     raise ModelError(
-                        f"The model '{ctx.info.name}' did not finish within "
-                        f"{timeout_s or MODEL_CALL_TIMEOUT_S:.0f} s. Try again, or pick a faster "
-                        "model.", action=action("pick_model", choices=[]),
+                        f"The model '{ctx.info.name}' did not finish its reply within "
+                        f"{total:g} s. Ask again, or pick a faster model.",
+                        action=action("pick_model", choices=list(ctx.choices)),
                     ) from None
+                if now - heard > silence:  # a client that does not enforce its timeout
+                    raise _Failed(faults.Fault("timeout", detail="no reply"), shown) from None
                 continue
+            heard = loop.time()
             if kind == "done":
                 break
             if kind == "error":
                 if isinstance(value, AigisError):
                     raise value
-                raise model_failure(ctx, value) from value
+                raise _Failed(faults.classify(value, started=started), shown) from value
+            started = True
+            if kind == "tool":
+                if not told:  # no tools were offered: a confused model or server
+                    log.info("model %s sent a tool call nobody asked for; ignored",
+                             ctx.info.name)
+                    told = True
+                continue
+            if not value:
+                continue
             parts.append(value)
+            size += len(value)
             if on_text is not None:
+                shown = True
                 on_text(value)
+            if size > faults.MAX_REPLY_CHARS:
+                raise faults.too_long(ctx.info.name, faults.MAX_REPLY_CHARS, list(ctx.choices))
             ctx.check_cancel()
     finally:
         halt.set()

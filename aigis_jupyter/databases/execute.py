@@ -1,6 +1,6 @@
 """Running one statement through the guard's three layers.
 
-1. the parser (`guard.check_sql`, the connection's dialect);
+1. the parser (`guard.check_sql`, the connection's dialect and database);
 2. the database enforces it: the connection's dialect runs the statement in a read-only
    transaction with the server's own timeout and a cancel hook (see `dialects/`), and this
    holds even with the parser off (`guard=False`);
@@ -48,13 +48,15 @@ def run_query(
         raise BadInput("timeout_s must be a positive number of seconds.")
     dialect = get_dialect(spec.db_type)
     if guard:
-        stmt = check_sql(sql, dialect.sqlglot_dialect, allow_write=spec.allow_write)
+        stmt = check_sql(sql, dialect.sqlglot_dialect, allow_write=spec.allow_write,
+                         database=spec.database)
     else:
         stmt = (sql or "").strip().rstrip(";").strip()
         if not stmt:
             raise SQLRefused("The SQL statement is empty; write a SELECT query.")
     read_only = not spec.allow_write
-    as_query = read_only or is_read_query(stmt, dialect.sqlglot_dialect)
+    as_query = read_only or is_read_query(stmt, dialect.sqlglot_dialect,
+                                          database=spec.database)
     run = Run(CancelToken() if cancel is None else cancel, float(timeout_s))
     start = time.perf_counter()
     fetched = dialect.run(engine, spec, stmt, max_rows=max_rows, run=run,

@@ -39,6 +39,21 @@ def api(method: F) -> F:
 class AigisHandler(APIHandler):
     auth_resource = AUTH_RESOURCE
 
+    def set_default_headers(self) -> None:
+        """Beside jupyter-server's `default-src 'none'` policy: a response of this API (rows
+        of the user's data among them) is never sniffed into a page, cached or referred."""
+        super().set_default_headers()
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Referrer-Policy", "no-referrer")
+
+    def set_cors_headers(self) -> None:
+        """Only origins the operator allowed (`ServerApp.allow_origin`, `allow_origin_pat`):
+        jupyter-server would also echo any origin of a token-authenticated request, letting a
+        page elsewhere read users' rows with a token it got hold of."""
+        if self.allow_origin or self.allow_origin_pat:
+            super().set_cors_headers()
+
     @property
     def aigis(self) -> ServerState:
         return self.settings["aigis"]

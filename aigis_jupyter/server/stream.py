@@ -40,7 +40,6 @@ class MessageHandler(AigisHandler):
         self.thread_id, self.sent, self.gone = thread_id, 0, False
         self.set_status(200)
         self.set_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")  # proxies must not buffer the stream
         keepalive = asyncio.ensure_future(self._keep_alive())
         ended = False

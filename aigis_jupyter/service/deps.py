@@ -38,7 +38,7 @@ class TurnDeps:
 
         conn = self.scope.get_connection(connection_id)
         return check_sql(sql, get_dialect(conn["db_type"]).sqlglot_dialect,
-                         allow_write=conn["allow_write"])
+                         allow_write=conn["allow_write"], database=conn.get("database"))
 
     def run_sql(self, connection_id: str, sql: str,
                 cancel: CancelToken | None = None) -> QueryResult:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BadInput
+from ..errors import BadInput, QueryCancelled
 from . import validation
 from .connections import ConnectionOps
 from .contract import (
@@ -158,8 +158,7 @@ class ThreadOps(ConnectionOps):
     def _start_turn(self, thread_id: str, text: str, connection: str | None,
                     model: str | None) -> tuple[ThreadInfo, str | None, RunningTurn, Any]:
         """Everything blocking before the first event (run in a worker thread)."""
-        if not isinstance(text, str) or not text.strip():
-            raise BadInput("Ask a question: the message is empty.")
+        validation.question(text)
         if connection is not None:
             thread = self.set_thread_connection(thread_id, connection)
         else:
@@ -182,9 +181,25 @@ class ThreadOps(ConnectionOps):
                 payload = {**head, **record.payload()}
                 if record.table:
                     payload["process"] = PROCESS
-                self.add_message(running.thread_id, "assistant", record.answer, payload)
+                self._keep_answer(running.thread_id, record.answer, payload)
         finally:
             self.service.turns.release(running)
+
+    def _keep_answer(self, thread_id: str, text: str, payload: dict[str, Any]) -> None:
+        """Store an answer the user has already seen, waiting out a store restart: retried
+        with backoff for one lease period, then the store's error reaches the user."""
+        from ..store import StoreUnavailable
+
+        deadline, delay = time.monotonic() + self.service.turns.lease_s, 0.25
+        while True:
+            try:
+                self.add_message(thread_id, "assistant", text, payload)
+                return
+            except StoreUnavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 4.0)
 
     async def chat(self, thread_id: str, text: str, *, connection: str | None = None,
                    model: str | None = None, chart: bool = True,
@@ -198,19 +213,29 @@ class ThreadOps(ConnectionOps):
 
         thread, model_name, running, runner = await asyncio.to_thread(
             self._start_turn, thread_id, text, connection, model)
-        record = TurnRecord()
-        watcher = asyncio.ensure_future(self.service.turns.watch(running))
+        record = TurnRecord()  # the process's lease watcher renews and cancels it meanwhile
+        end: Event | None = None
         try:
             async for event in runner.run_turn(
                     thread_id, text, connection_id=thread["connection_id"],
                     model_name=model_name, chart=chart, sql_only=sql_only,
                     cancel=running.token, deps=TurnDeps(self, thread_id)):  # type: ignore[arg-type]
                 record.feed(event)
+                if event["type"] == "end":  # sent once the turn is stored and the thread free,
+                    end = event  # so a client may ask again the moment it sees it
+                    continue
                 yield event
+        except (GeneratorExit, asyncio.CancelledError):
+            # closed or cancelled by its consumer (an interrupted kernel): the SQL still
+            # running in a worker thread is stopped too, and the turn is kept as cancelled
+            running.token.cancel()
+            record.feed({"type": "error", **QueryCancelled("Cancelled.").to_dict()})
+            raise
         finally:
-            watcher.cancel()
             head = {"model": model_name, "connection_id": thread["connection_id"]}
             await asyncio.shield(asyncio.to_thread(self._end_turn, running, record, head))
+        if end is not None:
+            yield end
 
     def cancel(self, thread_id: str) -> bool:
         """Stop the running turn of a thread (its SQL too), in whichever process it runs;

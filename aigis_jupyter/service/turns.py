@@ -6,11 +6,14 @@ runs and polls the row's cancel flag, so `cancel` from any process stops the tur
 SQL within about a second. A process that dies stops renewing: its lease expires after
 `Settings.turn_lease_s` and the thread is usable again. The full DataFrame of a result
 stays in the process that ran the query (bounded, newest kept).
+
+One watcher thread per process looks at all of its running turns' leases in one store
+round trip per poll: a server with fifty turns running costs the store one short
+transaction every `POLL_S`, not fifty, and takes no slot of the event loop's workers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -21,7 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..errors import Conflict
+from ..errors import Conflict, ServiceUnavailable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,6 +61,7 @@ class Turns:
         self.service = service
         self._lock = threading.Lock()
         self._running: dict[str, RunningTurn] = {}
+        self._watcher: threading.Thread | None = None
         self._last: OrderedDict[tuple[str, str], QueryResult] = OrderedDict()
 
     @property
@@ -88,6 +92,10 @@ class Turns:
                            "cancel it, or ask in another thread.")
         with self._lock:
             self._running[thread_id] = running
+            if self._watcher is None:  # it ends itself once no turn runs here
+                self._watcher = threading.Thread(target=self._watch, daemon=True,
+                                                 name="aigis-turn-leases")
+                self._watcher.start()
         return running
 
     def release(self, running: RunningTurn) -> None:
@@ -99,41 +107,43 @@ class Turns:
         try:
             with self.service.store.session() as s:
                 LeaseRepo(s).release(running.thread_id, running.holder)
-        except Exception:  # the lease then expires on its own
-            log.warning("could not release the lease of thread %s", running.thread_id,
-                        exc_info=True)
+        except Exception as exc:  # the lease then expires on its own
+            log.warning("could not release the lease of thread %s: %s", running.thread_id, exc,
+                        exc_info=not isinstance(exc, ServiceUnavailable))
 
-    def _look(self, running: RunningTurn, renew: bool) -> bool | None:
+    def _watch(self) -> None:
+        """The watcher thread: while turns run here, renew their leases and stop those
+        cancelled from anywhere or taken over after expiring, all in one query a poll."""
         from ..store.repo import LeaseRepo
 
-        with self.service.store.session() as s:
-            repo = LeaseRepo(s)
-            if renew:
-                return repo.renew(running.thread_id, running.holder, time.time() + self.lease_s)
-            return repo.cancel_requested(running.thread_id, running.holder)
-
-    async def watch(self, running: RunningTurn) -> None:
-        """While the turn runs: renew its lease, and cancel it when asked from anywhere.
-
-        Runs on the turn's event loop; every store call happens in a worker thread.
-        """
         next_renew = time.monotonic() + self.lease_s / 3
-        while not running.token.cancelled:
-            await asyncio.sleep(POLL_S)
+        while True:
+            time.sleep(POLL_S)
+            with self._lock:
+                if not self._running:
+                    self._watcher = None
+                    return
+                turns = dict(self._running)
             renew = time.monotonic() >= next_renew
             try:
-                flag = await asyncio.to_thread(self._look, running, renew)
-            except Exception:  # the store is down for a moment: keep the turn, try again
-                log.warning("could not check the lease of thread %s", running.thread_id,
-                            exc_info=True)
+                with self.service.store.session() as s:
+                    flags = LeaseRepo(s).look({t: r.holder for t, r in turns.items()},
+                                              time.time() + self.lease_s if renew else None)
+            except Exception as exc:  # the store is down for a moment: keep the turns, retry
+                log.warning("could not check the leases of %d running turn(s): %s", len(turns),
+                            exc, exc_info=not isinstance(exc, ServiceUnavailable))
                 continue
             if renew:
                 next_renew = time.monotonic() + self.lease_s / 3
-            if flag is None:  # expired and taken over: this turn no longer owns the thread
-                running.lost = True
-                running.token.cancel()
-            elif flag:
-                running.token.cancel()
+            for thread_id, running in turns.items():
+                with self._lock:  # released meanwhile: its row is gone, and that is no loss
+                    current = self._running.get(thread_id) is running
+                flag = flags.get(thread_id)
+                if current and flag is None:  # expired and taken over: no longer its thread
+                    running.lost = True
+                    running.token.cancel()
+                elif current and flag:
+                    running.token.cancel()
 
     def cancel(self, owner_id: str, thread_id: str) -> bool:
         """Stop the thread's running turn wherever it runs; False if none runs."""

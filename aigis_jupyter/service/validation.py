@@ -13,6 +13,9 @@ CONNECTION_FIELDS = ("name", "db_type", "host", "port", "database", "username", 
                      "options", "allow_write")
 MESSAGE_ROLES = ("user", "assistant", "tool", "system")
 NAME_MAX = 100
+#: A question longer than this is refused before anything is stored or sent to a model: no
+#: model's context holds more, and a pasted dump belongs in a table the question names.
+QUESTION_MAX = 20_000
 _NAME_RE = re.compile(rf"^[^\x00-\x1f\x7f]{{1,{NAME_MAX}}}$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 
@@ -30,6 +33,17 @@ def opt_str(data: Mapping[str, Any], key: str, *, max_len: int = 255) -> str | N
     if len(value) > max_len:
         raise BadInput(f"'{key}' is too long (at most {max_len} characters).")
     return value or None
+
+
+def question(text: Any) -> str:
+    """A chat question: text, not empty, bounded."""
+    if not isinstance(text, str) or not text.strip():
+        raise BadInput("Ask a question: the message is empty.")
+    if len(text) > QUESTION_MAX:
+        raise BadInput(f"The question is {len(text):,} characters long; at most "
+                       f"{QUESTION_MAX:,} are accepted. Ask about the data in a few "
+                       "sentences; put large inputs in a table of the connection instead.")
+    return text
 
 
 def email(value: str | None) -> str | None:

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .db import Store, StoreError
+from .db import Store, StoreError, StoreUnavailable
 
-__all__ = ["Store", "StoreError"]
+__all__ = ["Store", "StoreError", "StoreUnavailable"]

@@ -20,7 +20,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..errors import AigisError, action
+from ..errors import AigisError, ServiceUnavailable, action
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,16 @@ VERSION_TABLE = "aigis_alembic_version"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _PG_LOCK_KEY = 0x41_69_67_69_73  # "Aigis": one advisory lock id for our migrations
 _MYSQL_LOCK_NAME = "aigis_store_migrations"
+#: A server store (PostgreSQL, MySQL) is shared by every user of the process: its pool keeps
+#: this many connections, opens at most this many more under load, and makes a request
+#: wait this long for one before failing, so the process never holds more than
+#: POOL_SIZE + POOL_MAX_OVERFLOW sessions on the store however many users it serves.
+POOL_SIZE = 5
+POOL_MAX_OVERFLOW = 10
+POOL_TIMEOUT_S = 30.0
+#: How the store's PostgreSQL sessions name themselves (`pg_stat_activity.application_name`),
+#: so an operator can tell them apart; a URL's own `application_name` wins.
+PG_APPLICATION_NAME = "aigis-store"
 
 
 class StoreError(AigisError):
@@ -36,6 +46,31 @@ class StoreError(AigisError):
 
     status = 500
     reason = "store_error"
+
+
+class StoreUnavailable(ServiceUnavailable):
+    """The store's database server did not answer (restarting, network): a retry may work.
+
+    Raised instead of the driver's error so every door answers 503 with what to do, and so
+    nothing about the store (its host, its login) reaches the user: the log has the details.
+    """
+
+    reason = "store_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The store's database did not answer, so this request could not be saved. "
+            "Retry in a moment; if it keeps failing, the store's database server needs "
+            "checking (an admin can see why in the server log).",
+            action=action("retry"))
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """A lost or refused connection, not a bad statement: what a restart looks like."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError) and not (
+        isinstance(exc.orig, Exception) and "locked" in str(exc.orig).lower())
 
 
 def alembic_config(url: str | URL | None = None) -> Any:
@@ -90,7 +125,11 @@ class Store:
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
                                       "check_same_thread": False}
         else:
-            kwargs["pool_pre_ping"] = True
+            kwargs.update(pool_pre_ping=True, pool_size=POOL_SIZE,
+                          max_overflow=POOL_MAX_OVERFLOW, pool_timeout=POOL_TIMEOUT_S)
+            if (self.url.get_backend_name() == "postgresql"
+                    and "application_name" not in self.url.query):
+                kwargs["connect_args"] = {"application_name": PG_APPLICATION_NAME}
         self.engine: Engine = sa.create_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -100,6 +139,11 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({self.safe_url!r})"
+
+    @property
+    def max_connections(self) -> int | None:
+        """The most sessions this store's engine opens at once (None: SQLite, a file)."""
+        return None if self.is_sqlite else POOL_SIZE + POOL_MAX_OVERFLOW
 
     @property
     def safe_url(self) -> str:
@@ -112,8 +156,15 @@ class Store:
         try:
             yield s
             s.commit()
-        except BaseException:
-            s.rollback()
+        except BaseException as exc:
+            try:
+                s.rollback()
+            except sa.exc.SQLAlchemyError:
+                log.debug("aigis: rollback after a failed store session failed too")
+            if _unreachable(exc):
+                log.warning("aigis: the store at %s did not answer: %s", self.safe_url,
+                            getattr(exc, "orig", None) or type(exc).__name__)
+                raise StoreUnavailable() from exc
             raise
         finally:
             s.close()
@@ -224,5 +275,5 @@ class Store:
         self.engine.dispose()
 
 
-__all__ = ["MIGRATIONS_DIR", "VERSION_TABLE", "Store", "StoreError", "alembic_config",
-           "head_revision"]
+__all__ = ["MIGRATIONS_DIR", "PG_APPLICATION_NAME", "POOL_MAX_OVERFLOW", "POOL_SIZE",
+           "VERSION_TABLE", "Store", "StoreError", "alembic_config", "head_revision"]

@@ -8,7 +8,7 @@ identity) works across owners.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -309,22 +309,20 @@ class LeaseRepo:
         self.s.flush()
         return None
 
-    def renew(self, thread_id: str, holder: str, expires_at: float) -> bool | None:
-        """Extend a held lease. Returns its cancel flag, or None when the lease was lost."""
-        res = self.s.execute(
-            sa.update(TurnLease).where(TurnLease.thread_id == thread_id,
-                                       TurnLease.holder == holder)
-            .values(expires_at=expires_at))
-        if not res.rowcount:
-            return None
-        return bool(self.s.scalars(sa.select(TurnLease.cancel_requested)
-                                   .where(TurnLease.thread_id == thread_id)).one())
-
-    def cancel_requested(self, thread_id: str, holder: str) -> bool | None:
-        """The cancel flag of a held lease, or None when the lease was lost."""
-        flag = self.s.scalars(sa.select(TurnLease.cancel_requested).where(
-            TurnLease.thread_id == thread_id, TurnLease.holder == holder)).one_or_none()
-        return None if flag is None else bool(flag)
+    def look(self, held: Mapping[str, str], renew_until: float | None = None) -> dict[str, bool]:
+        """The cancel flags of many held leases (thread id -> holder) in one round trip,
+        renewed first to `renew_until` when given; a lease no longer held is left out."""
+        if not held:
+            return {}
+        ids = list(held)
+        if renew_until is not None:
+            self.s.execute(sa.update(TurnLease).where(
+                TurnLease.thread_id.in_(ids), TurnLease.holder.in_(list(held.values())))
+                .values(expires_at=renew_until))
+        rows = self.s.execute(sa.select(TurnLease.thread_id, TurnLease.holder,
+                                        TurnLease.cancel_requested)
+                              .where(TurnLease.thread_id.in_(ids))).all()
+        return {tid: bool(flag) for tid, holder, flag in rows if held.get(tid) == holder}
 
     def release(self, thread_id: str, holder: str) -> None:
         self.s.execute(sa.delete(TurnLease).where(TurnLease.thread_id == thread_id,

@@ -2,7 +2,11 @@
 
 Layer 2 of the guard here: `SET SESSION TRANSACTION READ ONLY` + `START TRANSACTION READ
 ONLY`, a server statement timeout (`max_statement_time` in seconds on MariaDB,
-`max_execution_time` in ms on MySQL) and a driver that never sends multi-statements. Rows
+`max_execution_time` in ms on MySQL) and a driver that never sends multi-statements. The
+session's `sql_mode` loses the flags that change how the server reads the text
+(`NO_BACKSLASH_ESCAPES`, `ANSI_QUOTES` and the modes that imply them): the parser reads
+strings as MySQL does by default, and a server configured otherwise would read the end of
+`'x\' , SLEEP(1) -- '` as code where the parser saw one string. Rows
 stream through an unbuffered cursor; a cancel is a `KILL QUERY` from a second connection.
 After every run the session is reset (`COM_RESET_CONNECTION`, which also rolls back): what a
 statement can leave on a session past its transaction - `GET_LOCK` locks, table locks, open
@@ -102,6 +106,22 @@ def _pymysql_error(exc: BaseException) -> BaseException | None:
     return orig if type(orig).__module__.startswith("pymysql") else None
 
 
+#: sql_mode flags that change how the server reads strings, quoted names or the whole
+#: grammar (ANSI, ORACLE, ... imply ANSI_QUOTES). Dropped for every run; the session reset
+#: after it restores the server's own mode.
+_LEXING_MODES = ("NO_BACKSLASH_ESCAPES", "ANSI_QUOTES", "ANSI", "ORACLE", "MSSQL", "DB2",
+                 "POSTGRESQL", "MAXDB")
+
+
+def _plain_sql_mode() -> str:
+    expr = "CONCAT(',', @@SESSION.sql_mode, ',')"
+    for mode in _LEXING_MODES:
+        expr = f"REPLACE({expr}, ',{mode},', ',')"
+    return f"SET SESSION sql_mode = TRIM(BOTH ',' FROM {expr})"
+
+
+_PLAIN_SQL_MODE = _plain_sql_mode()
+
 #: COM_RESET_CONNECTION (MySQL 5.7.3+, MariaDB 10.2.4+; PyMySQL names the byte COM_END).
 _COM_RESET_CONNECTION = 0x1F
 
@@ -162,6 +182,7 @@ class MySQLDialect(Dialect):
             with my.cursor() as c:
                 c.execute("SET SESSION TRANSACTION READ ONLY" if read_only
                           else "SET SESSION TRANSACTION READ WRITE")
+                c.execute(_PLAIN_SQL_MODE)  # strings read as the parser read them
                 if mariadb:
                     c.execute(f"SET SESSION max_statement_time = {run.timeout_s:.3f}")
                 else:

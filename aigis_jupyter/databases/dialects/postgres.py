@@ -1,8 +1,11 @@
 """PostgreSQL through psycopg 3.
 
 Layer 2 of the guard here: every query runs in its own transaction made `READ ONLY`
-before the statement, with `SET LOCAL statement_timeout`; the statement goes through the
-extended protocol inside `DECLARE ... CURSOR FOR` (one statement only, and only a query
+before the statement, with `SET LOCAL statement_timeout` and `SET LOCAL
+standard_conforming_strings = on` (the parser reads a backslash in '...' as an ordinary
+character; a server set to `off` would read `'a\' , ' , f() -- '` as one string and code
+where the parser saw two strings); the statement goes through the extended protocol
+inside `DECLARE ... CURSOR FOR` (one statement only, and only a query
 can follow `FOR`: no `COMMIT;` escape, no `DO`, no `COPY`), then the transaction is rolled
 back, which also undoes any `set_config` the query made. Session-level advisory locks
 (`pg_advisory_lock`) are the one thing a read-only query can take that a rollback keeps:
@@ -263,6 +266,7 @@ class PostgresDialect(Dialect):
                 if read_only:
                     cur.execute("SET TRANSACTION READ ONLY")
                 cur.execute(f"SET LOCAL statement_timeout = {max(1, int(run.timeout_s * 1000))}")
+                cur.execute("SET LOCAL standard_conforming_strings = on")  # as the parser reads
                 cur.execute("SET LOCAL idle_in_transaction_session_timeout = "
                             f"{max(1000, int(run.timeout_s * 2000) + 5000)}")
                 role = spec.options.get("role")

@@ -130,4 +130,27 @@ describe('answers as markdown', () => {
     expect(answerMarkdown('between $5 and $7')).toBe('between \\$5 and \\$7');
     expect(answerMarkdown('**Top** region: North')).toBe('**Top** region: North');
   });
+
+  it('shows raw HTML as its characters and keeps images from loading', () => {
+    expect(answerMarkdown('<img src=x onerror="alert(1)"> and <script>x</script>')).toBe(
+      '&lt;img src=x onerror="alert(1)"> and &lt;script>x&lt;/script>'
+    );
+    expect(answerMarkdown('a < b, see ![chart](https://example.org/?q=secret)')).toBe(
+      'a &lt; b, see !\\[chart](https://example.org/?q=secret)'
+    );
+  });
+
+  it('renders code as written, as character references, also while a fence is open', () => {
+    expect(answerMarkdown('Run `COUNT(*) < $5`, not <b>.')).toBe(
+      'Run <code>COUNT&#40;&#42;&#41; &#60; &#36;5</code>, not &lt;b>.'
+    );
+    expect(answerMarkdown('Use:\r\n```sql\r\nSELECT a<2\r\n```\r\nthen <b>')).toBe(
+      'Use:\n<pre><code>SELECT a&#60;2</code></pre>\nthen &lt;b>'
+    );
+    expect(answerMarkdown('Use:\n```sql\nSELECT a<2')).toBe(
+      'Use:\n<pre><code>SELECT a&#60;2</code></pre>'
+    );
+    // an escaped backtick opens no code span, so what follows is prose
+    expect(answerMarkdown('\\`<img src=x>`')).toBe('\\`&lt;img src=x>`');
+  });
 });

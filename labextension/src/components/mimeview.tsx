@@ -4,6 +4,7 @@
  */
 
 import { IRenderMime, IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { MessageLoop } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 import React, { useEffect, useRef, useState } from 'react';
@@ -12,6 +13,8 @@ export interface IMimeViewProps {
   rendermime: IRenderMimeRegistry;
   mimeType: string;
   data: unknown;
+  /** Options for the renderer, as a notebook output's metadata gives them. */
+  metadata?: ReadonlyPartialJSONObject;
   /** Model output is untrusted: renderers sanitize it as they do untrusted notebook outputs. */
   trusted?: boolean;
   className?: string;
@@ -19,7 +22,7 @@ export interface IMimeViewProps {
 }
 
 export function MimeView(props: IMimeViewProps): JSX.Element {
-  const { rendermime, mimeType, data, trusted = false } = props;
+  const { rendermime, mimeType, data, metadata, trusted = false } = props;
   const host = useRef<HTMLDivElement>(null);
   const renderer = useRef<IRenderMime.IRenderer | null>(null);
   const latest = useRef<unknown>(data);
@@ -43,6 +46,7 @@ export function MimeView(props: IMimeViewProps): JSX.Element {
         }
         const model = rendermime.createModel({
           data: { [mimeType]: latest.current as any },
+          metadata,
           trusted
         });
         await r.renderModel(model);

@@ -19,6 +19,18 @@ import { MimeView } from './mimeview';
 
 export const VEGALITE_MIME = 'application/vnd.vegalite.v5+json';
 
+/**
+ * The chart's actions menu keeps its image exports only: vega-embed's "View Source" writes
+ * the spec unescaped into a same-origin window, where an HTML string from the model or the
+ * database would run, and "Open in Vega Editor" posts the data to another site. (The
+ * server's specs say so too; this also covers answers stored before they did.)
+ */
+export const CHART_METADATA = {
+  [VEGALITE_MIME]: {
+    embed_options: { actions: { export: true, source: false, compiled: false, editor: false } }
+  }
+};
+
 export interface ITurnViewProps {
   turn: ITurn;
   model: ChatModel;
@@ -115,6 +127,7 @@ export function TurnView(props: ITurnViewProps): JSX.Element {
             rendermime={rendermime}
             mimeType={VEGALITE_MIME}
             data={turn.chart}
+            metadata={CHART_METADATA}
             label="Chart"
           />
         )}

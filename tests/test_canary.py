@@ -12,8 +12,6 @@ with `test_no_secret_reaches_a_user_process_or_file`.
 
 from __future__ import annotations
 
-import json
-import queue
 import secrets
 import uuid
 from collections.abc import Iterator
@@ -23,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from kernel_util import ECHO_SETUP, failed, kernel, text
 from live_server import live_server, log_tail
 
 TESTS = Path(__file__).resolve().parent
@@ -117,104 +116,45 @@ def test_the_password_is_only_ever_ciphertext_through_the_rest_api(
         http.close()
     log = (tmp_path / "server.log").read_text()
     assert "[D " in log and "aigis" in log  # the control: the log ran at DEBUG
-    for text in [*seen, log]:
-        assert password not in text and wrong not in text, text[:300]
+    for blob in [*seen, log]:
+        assert password not in blob and wrong not in blob, blob[:300]
     assert files_holding(tmp_path, password) == [], log_tail(tmp_path / "server.log")
     assert files_holding(tmp_path, wrong) == []
     assert sealed_password(tmp_path / "data", key, me, "pets") == password
-
-
-KERNEL_SETUP = """
-import logging, sys
-logging.basicConfig(level=logging.DEBUG, stream=sys.__stderr__, force=True)
-%load_ext aigis_jupyter
-from echo_model import EchoModel
-from aigis_jupyter.models import ModelInfo
-_m = get_ipython().magics_manager.registry["AigisMagics"]
-_m.scope.service.models.register(ModelInfo(name="echo", provider="test",
-                                           supports_tools=False), EchoModel)
-"""
 
 
 def test_the_password_is_only_ever_ciphertext_through_the_magics(
         login: dict[str, Any], tmp_path: Path) -> None:
     """The password typed at the magic's prompt reaches no notebook output, kernel log or
     file: only the store's ciphertext holds it."""
-    from jupyter_client.manager import KernelManager
-
     password, key = login["password"], "canary kernel key"
-    data = tmp_path / "data"
-    log_path = tmp_path / "kernel.log"
-    import os
-
-    env = {**os.environ, "AIGIS_DATA_DIR": str(data), "MASTER_ENCRYPTION_KEY": key,
-           "PYTHONPATH": str(TESTS), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
-    for name in ("AIGIS_SERVICE_URL", "JUPYTERHUB_API_TOKEN", "AIGIS_DATABASE_URL"):
-        env.pop(name, None)
-    km = KernelManager(kernel_name="python3")
-    with log_path.open("wb") as log:
-        km.start_kernel(env=env, stdout=log, stderr=log, cwd=str(tmp_path))
-        kc = km.client()
-        kc.start_channels()
-        outputs: list[str] = []
-        try:
-            kc.wait_for_ready(timeout=60)
-
-            def run(code: str, answer: str | None = None) -> list[dict[str, Any]]:
-                msg_id = kc.execute(code, allow_stdin=answer is not None)
-                got: list[dict[str, Any]] = []
-                while True:
-                    if answer is not None:
-                        try:
-                            req = kc.get_stdin_msg(timeout=0.2)
-                            outputs.append(json.dumps(req["content"]))
-                            kc.input(answer)
-                            answer = None
-                        except queue.Empty:
-                            pass
-                    try:
-                        msg = kc.get_iopub_msg(timeout=60 if answer is None else 0.2)
-                    except queue.Empty:
-                        if answer is None:
-                            raise
-                        continue
-                    if msg["parent_header"].get("msg_id") != msg_id:
-                        continue
-                    if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                        return got
-                    got.append(msg)
-                    outputs.append(json.dumps(msg["content"]))
-
-            def text(msgs: list[dict[str, Any]]) -> str:
-                return "\n".join(json.dumps(m["content"]) for m in msgs)
-
-            assert "error" not in [m["msg_type"] for m in run(KERNEL_SETUP)], outputs[-3:]
-            add = (f"%aigis connections add pets --type mysql --host {login['host']} "
-                   f"--port {login['port']} --db {login['database']} "
-                   f"--user {login['username']} --password")
-            out = text(run(add, answer=password))
-            assert "pets" in out and "error" not in out.lower(), out
-            out = text(run("%%aigis --conn pets --model echo\n"
-                           "q1 sql: SELECT name FROM pets ORDER BY id"))
-            assert "Rex" in out and "Tom" in out, out
-            for code in ("%aigis connections", "%aigis connections test pets",
-                         "%aigis schema --conn pets",
-                         "%%aigis sql --conn pets\nSELECT name FROM pets",
-                         "%aigis thread", "_m.scope.get_connection('pets')",
-                         "_m.scope.audit_log()"):
-                msgs = run(code)
-                assert "error" not in [m["msg_type"] for m in msgs], (code, text(msgs))
-            wrong = f"Wrong-{uuid.uuid4().hex}"
-            out = text(run(add.replace("pets", "bad", 1) + " --replace", answer=wrong))
-            assert "Authentication failed" in out, out
-        finally:
-            kc.stop_channels()
-            km.shutdown_kernel(now=True)
-    kernel_log = log_path.read_text()
+    wrong = f"Wrong-{uuid.uuid4().hex}"
+    debug = "import logging, sys\nlogging.basicConfig(level=logging.DEBUG, " \
+            "stream=sys.__stderr__, force=True)\n"
+    with kernel(tmp_path, MASTER_ENCRYPTION_KEY=key) as k:
+        assert not failed(k.run(debug + ECHO_SETUP)), k.outputs[-3:]
+        add = (f"%aigis connections add pets --type mysql --host {login['host']} "
+               f"--port {login['port']} --db {login['database']} "
+               f"--user {login['username']} --password")
+        out = text(k.run(add, answer=password))
+        assert "pets" in out and "error" not in out.lower(), out
+        out = text(k.run("%%aigis --conn pets --model echo\n"
+                         "q1 sql: SELECT name FROM pets ORDER BY id"))
+        assert "Rex" in out and "Tom" in out, out
+        for code in ("%aigis connections", "%aigis connections test pets",
+                     "%aigis schema --conn pets", "%%aigis sql --conn pets\nSELECT name FROM pets",
+                     "%aigis thread", "_m.scope.get_connection('pets')", "_m.scope.audit_log()"):
+            msgs = k.run(code)
+            assert not failed(msgs), (code, text(msgs))
+        out = text(k.run(add.replace("pets", "bad", 1) + " --replace", answer=wrong))
+        assert "Authentication failed" in out, out
+        shown = [m["content"]["text"] for m in k.run("print(_m.scope.me()['username'])")
+                 if m["msg_type"] == "stream"]
+        user = "".join(shown).strip()
+    kernel_log = k.log.read_text()
     assert "DEBUG" in kernel_log  # the control: the kernel logged at DEBUG
-    for blob in [*outputs, kernel_log]:
+    for blob in [*k.outputs, kernel_log]:
         assert password not in blob and wrong not in blob, blob[:300]
     assert files_holding(tmp_path, password) == []
     assert files_holding(tmp_path, wrong) == []
-    assert sealed_password(data, key, os.environ.get("USER", "root") or "root", "pets") \
-        == password
+    assert sealed_password(tmp_path / "data", key, user, "pets") == password

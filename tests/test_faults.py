@@ -23,6 +23,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from conftest import missing
+from kernel_util import ECHO_SETUP, failed, kernel, text
 from live_server import live_server, log_tail
 from pg_cluster import PgCluster, pg_cluster
 from sqlalchemy.pool import NullPool
@@ -226,71 +227,24 @@ def test_a_database_that_goes_away_mid_query_is_an_error_event_and_the_thread_go
     assert "Traceback" not in log.read_text(), log_tail(log)
 
 
-KERNEL_SETUP = """
-%load_ext aigis_jupyter
-from echo_model import EchoModel
-from aigis_jupyter.models import ModelInfo
-_m = get_ipython().magics_manager.registry["AigisMagics"]
-_m.scope.service.models.register(ModelInfo(name="echo", provider="test",
-                                           supports_tools=False), EchoModel)
-_m.scope.create_connection({"name": "wh", "db_type": "postgres", "host": "127.0.0.1",
-                            "port": PORT, "database": "warehouse",
-                            "username": "postgres"})
-"""
-
-
 def test_a_kernel_interrupt_during_a_question_cancels_its_sql_on_the_database(
         server: tuple[Api, Path, PgCluster, PgCluster], tmp_path: Path) -> None:
     """Interrupting the kernel while `%%aigis` waits on a query stops that query on the
     server (pg_stat_activity), says so in the cell, and the kernel asks the next one."""
-    import os
-    import queue
-
-    from jupyter_client.manager import KernelManager
-
     warehouse = server[3]
-    env = {**os.environ, "AIGIS_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(TESTS),
-           "MASTER_ENCRYPTION_KEY": "faults kernel", "AIGIS_STATEMENT_TIMEOUT": "300",
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
-    for name in ("AIGIS_SERVICE_URL", "JUPYTERHUB_API_TOKEN", "AIGIS_DATABASE_URL"):
-        env.pop(name, None)
-    km = KernelManager(kernel_name="python3")
-    km.start_kernel(env=env, cwd=str(tmp_path))
-    kc = km.client()
-    kc.start_channels()
-
-    def outputs(msg_id: str, limit_s: float = 120) -> list[dict[str, Any]]:
-        got = []
-        deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline:
-            try:
-                msg = kc.get_iopub_msg(timeout=1)
-            except queue.Empty:
-                continue
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                return got
-            got.append(msg)
-        pytest.fail(f"the cell never finished: {got}")
-
-    try:
-        kc.wait_for_ready(timeout=60)
-        setup = outputs(kc.execute(KERNEL_SETUP.replace("PORT", str(warehouse.port))))
-        assert "error" not in [m["msg_type"] for m in setup], setup
-        cell = kc.execute(f"%%aigis --conn wh --model echo\nq1 sql: {ENDLESS}")
+    add = ('_m.scope.create_connection({"name": "wh", "db_type": "postgres", '
+           f'"host": "127.0.0.1", "port": {warehouse.port}, "database": "warehouse", '
+           '"username": "postgres"})')
+    with kernel(tmp_path, MASTER_ENCRYPTION_KEY="faults kernel",
+                AIGIS_STATEMENT_TIMEOUT="300") as k:
+        setup = k.run(ECHO_SETUP + add)
+        assert not failed(setup), text(setup)
+        cell = k.start(f"%%aigis --conn wh --model echo\nq1 sql: {ENDLESS}")
         until(lambda: "active" in active(warehouse.url), "the query running on the server")
-        km.interrupt_kernel()
-        got = outputs(cell)
+        k.interrupt()
+        out = text(k.wait(cell))
         # the query is gone from the server at once, long before its 300 s timeout
-        until(lambda: "active" not in active(warehouse.url), "the query cancelled", 20)
-        text = json.dumps([m["content"] for m in got])
-        assert "Cancelled" in text, text
-        assert "KeyboardInterrupt" not in text
-        after = outputs(kc.execute("%%aigis --conn wh --model echo\n"
-                                   "q2 sql: SELECT count(*) AS n FROM t"))
-        text = json.dumps([m["content"] for m in after])
-        assert "Answer to q2" in text and "error" not in [m["msg_type"] for m in after], text
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+        until(lambda: "active" not in active(warehouse.url), f"the query cancelled ({out})", 20)
+        assert "Cancelled" in out and "KeyboardInterrupt" not in out, out
+        after = k.run("%%aigis --conn wh --model echo\nq2 sql: SELECT count(*) AS n FROM t")
+        assert "Answer to q2" in text(after) and not failed(after), text(after)

@@ -326,6 +326,8 @@ def ui(chromium_path: str, lab: Lab) -> Iterator[UI]:
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.set_default_timeout(30_000)
+            # a loaded 2-core machine can take longer than expect's 5 s to paint a step
+            expect.set_options(timeout=20_000)
             state = UI(page=page, lab=lab)
             page.on("console", lambda m: state.console_errors.append(
                 f"console: {m.text} @ {m.location.get('url', '')}") if m.type == "error" else None)

@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 FETCH_CHUNK = 5_000
 #: The client-side watchdog fires this long after the server's own timeout should have.
 WATCHDOG_GRACE_S = 1.0
+#: Seconds between repeated interrupts of a stopped run: a cancel request that reaches the
+#: server between two statements of a run (a cursor's DECLARE and its FETCH) is dropped.
+RESEND_S = 0.5
 
 
 # --------------------------------------------------------------------------- results
@@ -202,6 +205,7 @@ class Run:
         self.deadline = time.monotonic() + timeout_s
         self.timed_out = False
         self._active = False
+        self._resending = False
         self._lock = threading.Lock()
 
     @property
@@ -212,10 +216,22 @@ class Run:
     def interruptible(self, interrupt: Callable[[], None]) -> Iterator[None]:
         """While inside, `cancel()` or the watchdog call `interrupt` (never after)."""
 
+        def resend() -> None:
+            while True:
+                time.sleep(RESEND_S)
+                with self._lock:
+                    if not self._active:
+                        return
+                    _quietly(interrupt)
+
         def guarded() -> None:
             with self._lock:
-                if self._active:
-                    interrupt()
+                if not self._active:
+                    return
+                interrupt()
+                if not self._resending:
+                    self._resending = True
+                    threading.Thread(target=resend, name="aigis-interrupt", daemon=True).start()
 
         def watchdog() -> None:
             self.timed_out = True

@@ -309,6 +309,7 @@ class PostgresDialect(Dialect):
         sc = pg.cursor(name=_CURSOR, scrollable=False)
         try:
             sc.execute(stmt)
+            run.check()  # a cancel between DECLARE and FETCH: stop before the work starts
             desc = list(sc.description or [])
             columns = [d.name for d in desc]
             started = time.monotonic()

@@ -170,6 +170,10 @@ def test_the_installed_environment_serves_the_sidebar() -> None:
 
 # -- a real JupyterLab -------------------------------------------------------------------------
 
+#: Typed into the connection form; afterwards found nowhere in clear (the last step).
+FORM_PASSWORD = "s3cret-Pa55"
+
+
 @dataclass
 class Lab:
     url: str
@@ -188,12 +192,6 @@ class Lab:
         with urllib.request.urlopen(req, timeout=30) as r:
             raw = r.read()
         return json.loads(raw) if raw else None
-
-
-
-
-
-
 
 
 @pytest.fixture(scope="module")
@@ -431,7 +429,7 @@ def test_manage_connections(ui: UI) -> None:
     form.get_by_label("Port").fill(str(free_port()))  # nothing listens there
     form.get_by_label("Database", exact=True).fill("sales")
     form.get_by_label("User name").fill("analyst")
-    form.get_by_label("Password").fill("s3cret-Pa55")
+    form.get_by_label("Password").fill(FORM_PASSWORD)
     form.get_by_role("button", name="Test and save").click()
     expect(form.get_by_role("alert")).to_be_visible(timeout=30_000)
     form.get_by_role("button", name="Save without testing").click()
@@ -445,7 +443,7 @@ def test_manage_connections(ui: UI) -> None:
     expect(password).to_have_value("")
     expect(password).to_have_attribute("type", "password")
     expect(form).to_contain_text("A password is saved")
-    assert "s3cret-Pa55" not in ui.page.content()
+    assert FORM_PASSWORD not in ui.page.content()
     form.get_by_label("Host").fill("localhost")
     form.get_by_role("button", name="Test and save").click()
     expect(form.get_by_role("alert")).to_be_visible(timeout=30_000)
@@ -906,3 +904,27 @@ def _stored_turn(lab: Lab, question: str) -> dict[str, Any]:
                 return msgs[i + 1]
     raise AssertionError(f"no stored answer to {question!r}")
 
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_password_typed_in_the_form_is_only_ciphertext(ui: UI) -> None:
+    """After the whole sidebar flow the password typed into the form is in no page, answer,
+    log or file of the server: only the store's ciphertext holds it, which opens to it."""
+    from aigis_jupyter.service import AigisService
+    from aigis_jupyter.settings import Settings
+
+    assert FORM_PASSWORD not in ui.page.content()
+    answers = [ui.lab.api("GET", p) for p in ("connections", "chat/threads", "audit", "health")]
+    assert FORM_PASSWORD not in json.dumps(answers)
+    assert FORM_PASSWORD not in ui.lab.log.read_text(errors="replace")
+    base = ui.lab.log.parent
+    held = [str(f) for f in base.rglob("*") if f.is_file() and FORM_PASSWORD.encode()
+            in f.read_bytes()]
+    assert held == []
+    svc = AigisService(Settings(data_dir=base / "aigis"))  # the control: sealed, and there
+    try:
+        me = ui.lab.api("GET", "auth/me")["username"]
+        assert svc.user(me).connection_spec("warehouse").password == FORM_PASSWORD
+    finally:
+        svc.close()

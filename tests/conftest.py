@@ -10,6 +10,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,6 +114,28 @@ def mysql_db_session(mysql_server: str) -> Iterator[str]:
     name, url = _make_db(mysql_server, "mysql")
     yield url
     _drop_db(mysql_server, name, "mysql")
+
+
+@pytest.fixture
+def pets_login(mysql_db: str) -> Iterator[dict[str, Any]]:
+    """A MariaDB login with a password of its own (a canary to search for), reading one
+    table, `pets`, of two rows."""
+    import sqlalchemy as sa
+
+    url = sa.make_url(mysql_db)
+    password = f"Canary-{uuid.uuid4().hex}"
+    user = f"canary_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text("CREATE TABLE pets (id INT PRIMARY KEY, name VARCHAR(20))"))
+        c.execute(sa.text("INSERT INTO pets VALUES (1, 'Rex'), (2, 'Tom')"))
+        c.execute(sa.text(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'"))
+        c.execute(sa.text(f"GRANT SELECT ON {url.database}.* TO '{user}'@'%'"))
+    yield {"db_type": "mysql", "host": "127.0.0.1", "port": url.port or 3306,
+           "database": url.database, "username": user, "password": password}
+    with admin.connect() as c:
+        c.execute(sa.text(f"DROP USER IF EXISTS '{user}'@'%'"))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")

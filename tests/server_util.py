@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from server_users import token_of
+from server_users import TestUsers, token_of
+from traitlets.config import Config
 
-SERVER_CONFIG_USERS = {"user_source": "jupyter", "admin_users": ["root"],
-                       "single_user_admin": False, "warm_up": False}
+
+def server_config(data_dir: Path, master_key: str, **aigis: Any) -> Config:
+    """A jp_serverapp with the extension alone, the test users (root the admin) signed in
+    by token, its store in `data_dir`, and these further `AigisExtension` traits."""
+    return Config({
+        "ServerApp": {"jpserver_extensions": {"aigis_jupyter": True,
+                                              "jupyter_server_terminals": False},
+                      "allow_unauthenticated_access": False,
+                      "identity_provider_class": TestUsers},
+        "AigisExtension": {"user_source": "jupyter", "admin_users": ["root"],
+                           "single_user_admin": False, "warm_up": False,
+                           "data_dir": str(data_dir), "master_keys": [master_key], **aigis},
+    })
 
 
 @dataclass

@@ -14,36 +14,14 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-import sqlalchemy as sa
 from kernel_util import ECHO_SETUP, failed, kernel, text
 from live_server import live_server, log_tail
 
 TESTS = Path(__file__).resolve().parent
-
-
-@pytest.fixture
-def login(mysql_db: str) -> Iterator[dict[str, Any]]:
-    """A MariaDB login whose password is the canary, reading one small table."""
-    url = sa.make_url(mysql_db)
-    password = f"Canary-{uuid.uuid4().hex}"
-    user = f"canary_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text("CREATE TABLE pets (id INT PRIMARY KEY, name VARCHAR(20))"))
-        c.execute(sa.text("INSERT INTO pets VALUES (1, 'Rex'), (2, 'Tom')"))
-        c.execute(sa.text(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'"))
-        c.execute(sa.text(f"GRANT SELECT ON {url.database}.* TO '{user}'@'%'"))
-    yield {"db_type": "mysql", "host": "127.0.0.1", "port": url.port or 3306,
-           "database": url.database, "username": user, "password": password}
-    with admin.connect() as c:
-        c.execute(sa.text(f"DROP USER IF EXISTS '{user}'@'%'"))
-    admin.dispose()
 
 
 def files_holding(root: Path, needle: str) -> list[str]:
@@ -63,10 +41,10 @@ def sealed_password(data_dir: Path, master_key: str, username: str, name: str) -
 
 
 def test_the_password_is_only_ever_ciphertext_through_the_rest_api(
-        login: dict[str, Any], tmp_path: Path) -> None:
+        pets_login: dict[str, Any], tmp_path: Path) -> None:
     """Every REST route a connection's password passes near answers and logs without it, and
     every file the server wrote holds it only sealed."""
-    password = login["password"]
+    password = pets_login["password"]
     token, key = secrets.token_hex(16), "canary master key"
     seen: list[str] = []
     env = {"MASTER_ENCRYPTION_KEY": key, "PYTHONPATH": str(TESTS)}
@@ -81,7 +59,7 @@ def test_the_password_is_only_ever_ciphertext_through_the_rest_api(
             seen.append(f"{method} {path} {r.status_code} {dict(r.headers)} {r.text}")
             return r
 
-        r = call("POST", "connections?test=true", {"name": "pets", **login})
+        r = call("POST", "connections?test=true", {"name": "pets", **pets_login})
         assert r.status_code == 201, r.text
         cid = r.json()["id"]
         assert r.json()["has_password"] is True
@@ -109,7 +87,7 @@ def test_the_password_is_only_ever_ciphertext_through_the_rest_api(
         seen.append(arrow.content.decode("latin-1"))
         # a failing login: the server's refusal is shown, never the password that was sent
         wrong = f"Wrong-{uuid.uuid4().hex}"
-        r = call("POST", "connections?test=true", {"name": "bad", **login, "password": wrong})
+        r = call("POST", "connections?test=true", {"name": "bad", **pets_login, "password": wrong})
         assert r.status_code == 502 and r.json()["reason"] == "auth_failed", r.text
         # a new password goes in by PUT, and out nowhere either
         assert call("PUT", f"connections/{cid}", {"password": password}).status_code == 200
@@ -124,18 +102,18 @@ def test_the_password_is_only_ever_ciphertext_through_the_rest_api(
 
 
 def test_the_password_is_only_ever_ciphertext_through_the_magics(
-        login: dict[str, Any], tmp_path: Path) -> None:
+        pets_login: dict[str, Any], tmp_path: Path) -> None:
     """The password typed at the magic's prompt reaches no notebook output, kernel log or
     file: only the store's ciphertext holds it."""
-    password, key = login["password"], "canary kernel key"
+    password, key = pets_login["password"], "canary kernel key"
     wrong = f"Wrong-{uuid.uuid4().hex}"
     debug = "import logging, sys\nlogging.basicConfig(level=logging.DEBUG, " \
             "stream=sys.__stderr__, force=True)\n"
     with kernel(tmp_path, MASTER_ENCRYPTION_KEY=key) as k:
         assert not failed(k.run(debug + ECHO_SETUP)), k.outputs[-3:]
-        add = (f"%aigis connections add pets --type mysql --host {login['host']} "
-               f"--port {login['port']} --db {login['database']} "
-               f"--user {login['username']} --password")
+        add = (f"%aigis connections add pets --type mysql --host {pets_login['host']} "
+               f"--port {pets_login['port']} --db {pets_login['database']} "
+               f"--user {pets_login['username']} --password")
         out = text(k.run(add, answer=password))
         assert "pets" in out and "error" not in out.lower(), out
         out = text(k.run("%%aigis --conn pets --model echo\n"

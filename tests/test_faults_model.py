@@ -21,8 +21,7 @@ from typing import Any
 
 import pytest
 from fake_openai import FakeOpenAI, Step, cut, endless, hang, not_json, status, tool_call
-from server_users import TestUsers
-from server_util import SERVER_CONFIG_USERS, caller
+from server_util import caller, server_config
 from traitlets.config import Config
 
 from aigis_jupyter.agent import faults
@@ -346,14 +345,7 @@ async def test_a_cancel_ends_the_pause_between_attempts(
 
 @pytest.fixture
 def jp_server_config(tmp_path: Path, settings: Any) -> Config:
-    return Config({
-        "ServerApp": {"jpserver_extensions": {"aigis_jupyter": True,
-                                              "jupyter_server_terminals": False},
-                      "allow_unauthenticated_access": False,
-                      "identity_provider_class": TestUsers},
-        "AigisExtension": {**SERVER_CONFIG_USERS, "data_dir": str(tmp_path / "data"),
-                           "master_keys": ["fault tests"], "model_timeout_s": ROOMY_S},
-    })
+    return server_config(tmp_path / "data", "fault tests", model_timeout_s=ROOMY_S)
 
 
 async def test_the_sse_door_ends_a_failed_turn_with_error_then_end(

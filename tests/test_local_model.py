@@ -8,7 +8,6 @@ and fail in CI (CI=true), where the extra is always installed.
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 from conftest import missing
+from live_server import free_port
 from test_agent_support import SqliteDeps, collect, kinds
 
 pytestmark = [pytest.mark.local_model, pytest.mark.slow]
@@ -112,12 +112,6 @@ async def test_embedded_model_answers_a_count(settings, gguf: Path, demo_db: Pat
     deps.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def llama_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python -m llama_cpp.server` serving the embedded GGUF on a free local port."""
@@ -125,7 +119,7 @@ def llama_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         import llama_cpp.server  # noqa: F401  (the `server` extra)
     except ImportError:
         missing("llama-cpp-python[server]")
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 
@@ -32,54 +30,38 @@ class RecordingFake(GenericFakeChatModel):
         return super()._generate(messages, *args, **kwargs)
 
 
-def test_password_never_leaves_the_vault(settings, mysql_db, caplog, tmp_path: Path) -> None:
+def test_password_never_leaves_the_vault(settings, pets_login, caplog, tmp_path: Path) -> None:
     from aigis_jupyter.service import AigisService
 
-    password = f"Pw-{uuid.uuid4().hex}"
-    user = f"aigis_{uuid.uuid4().hex[:8]}"
-    url = sa.make_url(mysql_db)
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text("CREATE TABLE pets (id INT PRIMARY KEY, name VARCHAR(20))"))
-        c.execute(sa.text("INSERT INTO pets VALUES (1, 'Rex'), (2, 'Tom')"))
-        c.execute(sa.text(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'"))
-        c.execute(sa.text(f"GRANT SELECT ON {url.database}.* TO '{user}'@'%'"))
-    try:
-        caplog.set_level(logging.DEBUG)
-        svc = AigisService(settings)
-        scope = svc.user("alice")
-        created = scope.create_connection({
-            "name": "pets", "db_type": "mysql", "host": "127.0.0.1", "port": 3306,
-            "database": url.database, "username": user, "password": password,
-        }, test=True)
-        model = RecordingFake(messages=iter([
-            AIMessage("SELECT COUNT(*) AS n FROM pets"), AIMessage("There are 2 pets."),
-        ]))
-        svc.models.register(ModelInfo(name="scripted", provider="test"), lambda: model)
-        tid = scope.create_thread("t", connection="pets", model="scripted")["id"]
-        events = list(stream_sync(lambda: scope.chat(tid, "How many pets?")))
-        view = TurnView()
-        for e in events:
-            view.feed(e)
-        assert view.table and view.table["rows"] == [[2]], events
+    password = pets_login["password"]
+    caplog.set_level(logging.DEBUG)
+    svc = AigisService(settings)
+    scope = svc.user("alice")
+    created = scope.create_connection({"name": "pets", **pets_login}, test=True)
+    model = RecordingFake(messages=iter([
+        AIMessage("SELECT COUNT(*) AS n FROM pets"), AIMessage("There are 2 pets."),
+    ]))
+    svc.models.register(ModelInfo(name="scripted", provider="test"), lambda: model)
+    tid = scope.create_thread("t", connection="pets", model="scripted")["id"]
+    events = list(stream_sync(lambda: scope.chat(tid, "How many pets?")))
+    view = TurnView()
+    for e in events:
+        view.feed(e)
+    assert view.table and view.table["rows"] == [[2]], events
 
-        outputs = [
-            json.dumps(created), json.dumps(scope.list_connections()),
-            json.dumps(scope.get_connection("pets")), json.dumps(events),
-            json.dumps(scope.get_messages(tid), default=str), json.dumps(scope.audit_log()),
-            json.dumps(scope.thread_state(tid), default=str), view.html(), view.text(),
-            "\n".join(model.seen), caplog.text, repr(svc), repr(scope.connection_spec("pets")),
-        ]
-        svc.close()
-        for text in outputs:
-            assert password not in text
-        assert model.seen, "the model was called"
-        files = [p for p in settings.data_dir.rglob("*") if p.is_file()]
-        assert any("checkpoints" in p.name for p in files), files
-        for p in files:  # store, checkpoints, WAL files, key file
-            assert password.encode() not in p.read_bytes(), p
-        assert created["has_password"] is True and "password" not in created
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f"DROP USER IF EXISTS '{user}'@'%'"))
-        admin.dispose()
+    outputs = [
+        json.dumps(created), json.dumps(scope.list_connections()),
+        json.dumps(scope.get_connection("pets")), json.dumps(events),
+        json.dumps(scope.get_messages(tid), default=str), json.dumps(scope.audit_log()),
+        json.dumps(scope.thread_state(tid), default=str), view.html(), view.text(),
+        "\n".join(model.seen), caplog.text, repr(svc), repr(scope.connection_spec("pets")),
+    ]
+    svc.close()
+    for text in outputs:
+        assert password not in text
+    assert model.seen, "the model was called"
+    files = [p for p in settings.data_dir.rglob("*") if p.is_file()]
+    assert any("checkpoints" in p.name for p in files), files
+    for p in files:  # store, checkpoints, WAL files, key file
+        assert password.encode() not in p.read_bytes(), p
+    assert created["has_password"] is True and "password" not in created

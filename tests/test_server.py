@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_users import TestUsers
-from server_util import SERVER_CONFIG_USERS, caller
+from server_util import caller, server_config
 from traitlets.config import Config
 
 from aigis_jupyter.models import ModelInfo
@@ -24,14 +23,7 @@ SECRET = "Srv-s3cret-pw!"
 
 @pytest.fixture
 def jp_server_config(tmp_path: Path, settings: Any) -> Config:
-    return Config({
-        "ServerApp": {"jpserver_extensions": {"aigis_jupyter": True,
-                                              "jupyter_server_terminals": False},
-                      "allow_unauthenticated_access": False,
-                      "identity_provider_class": TestUsers},
-        "AigisExtension": {**SERVER_CONFIG_USERS, "data_dir": str(tmp_path / "data"),
-                           "master_keys": ["server tests"], "max_rows": 500},
-    })
+    return server_config(tmp_path / "data", "server tests", max_rows=500)
 
 
 @pytest.fixture

@@ -52,7 +52,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -64,6 +63,7 @@ from typing import Any
 
 import pytest
 from conftest import missing
+from live_server import free_port
 from server_users import token_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,12 +132,6 @@ def before_call(context, case, kwargs):
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _request(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
              ) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
@@ -170,7 +164,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         "MASTER_ENCRYPTION_KEY": "fuzz-master-key",
         "PYTHONPATH": os.pathsep.join(p for p in (str(TESTS), env.get("PYTHONPATH")) if p),
     })
-    port = _free_port()
+    port = free_port()
     args = [str(BIN / "jupyter"), "server", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
             "--ServerApp.port_retries=0", f"--ServerApp.root_dir={dirs['root']}",
             "--ServerApp.identity_provider_class=server_users.TestUsers",

@@ -29,6 +29,7 @@ from .rendering import (
     error_html,
     error_message,
 )
+from .teach_commands import TEACH_HELP, TeachCommands
 
 if TYPE_CHECKING:
     from .service.contract import ServiceAPI
@@ -56,8 +57,7 @@ HELP = """\
 %%aigis sql [--conn NAME] [-o VAR] [--chart [MARK]]
 <SQL>                           the same as a cell; the DataFrame is the value (no model)
 %aigis chat                     a chat widget (ipywidgets)
-%aigis help
-"""
+""" + TEACH_HELP + "%aigis help\n"
 
 
 
@@ -69,7 +69,7 @@ AigisCellError = UsageError
 
 
 @magics_class
-class AigisMagics(Subcommands, Magics, Configurable):
+class AigisMagics(Subcommands, TeachCommands, Magics, Configurable):
     """`%%aigis` / `%aigis`; configurable with `%config AigisMagics.<trait> = value`.
 
     Traits only shape what the notebook shows; what the product does (row cap, timeouts,
@@ -145,6 +145,8 @@ class AigisMagics(Subcommands, Magics, Configurable):
         try:
             if cell is not None and line.split()[:1] == ["sql"]:
                 return self._sql_cell(line.split()[1:], cell)
+            if cell is not None and line.split()[:1] == ["notes"]:
+                return self._notes(shlex.split(line)[1:], cell)
             if cell is None:
                 return self._line(line)
             try:
@@ -245,6 +247,10 @@ class AigisMagics(Subcommands, Magics, Configurable):
             "schema": self._schema,
             "chat": self._chat,
             "demo": self._demo,
+            "verify": self._verify,
+            "examples": self._examples,
+            "example": self._examples,
+            "notes": self._notes,
         }.get(cmd)
         if handler is None:
             raise BadInput(f"Unknown subcommand '{cmd}'. Try %aigis help.\n\n{HELP}")
@@ -260,6 +266,9 @@ _SUBCOMMANDS = {
     "schema": [],
     "chat": [],
     "demo": [],
+    "verify": [],
+    "examples": ["list", "add", "export", "remove"],
+    "notes": [],
     "help": [],
 }
 

@@ -107,15 +107,25 @@ class TurnView(TurnRecord):
             parts.append(f'<div class="aigis-answer">{html.escape(self.answer)}</div>')
         if self.sql:
             parts.append(
-                "<details><summary>SQL</summary>"
+                f"<details><summary>{html.escape(self.sql_label)}</summary>"
                 f"<pre><code>{html.escape(self.sql)}</code></pre></details>"
             )
         if self.table:
             parts.append(f'<div class="aigis-status">{html.escape(self.table_caption())}</div>')
             if with_table:
                 parts.append(table_html(self.table))
+        if self.done and self.suggestions:
+            parts.append(f'<div class="aigis-status">{html.escape(self.next_line())}</div>')
         parts.append("</div>")
         return "".join(parts)
+
+    @property
+    def sql_label(self) -> str:
+        return "SQL (verified query)" if self.verified else "SQL"
+
+    def next_line(self) -> str:
+        """The suggested follow-ups as one line (a notebook has no buttons to offer)."""
+        return "You could ask next: " + " · ".join(self.suggestions)
 
     def table_caption(self) -> str:
         if not self.table:
@@ -133,9 +143,11 @@ class TurnView(TurnRecord):
         if self.answer:
             lines.append(self.answer)
         if self.sql:
-            lines.append(f"SQL: {self.sql}")
+            lines.append(f"{self.sql_label}: {self.sql}")
         if self.table:
             lines.append(self.table_caption())
+        if self.done and self.suggestions:
+            lines.append(self.next_line())
         return "\n".join(lines)
 
     def bundle(self, *, with_table: bool = False) -> dict[str, str]:

@@ -114,6 +114,17 @@ class Settings:
     model_retries: int = _opt(
         "Times a model call is retried, with growing pauses, when the model server is "
         "rate limiting, failing (HTTP 5xx) or unreachable.", "AIGIS_MODEL_RETRIES", default=2)
+    example_ranker: str = _opt(
+        "How verified queries like a question are found: 'auto' (by meaning where the "
+        "`embeddings` extra is installed, else by words), 'lexical' or 'embedding'.",
+        "AIGIS_EXAMPLE_RANKER", default="auto")
+    value_hints: bool = _opt(
+        "Read the few distinct values of short text columns (never personal-looking ones) "
+        "so that a question's words can be matched to real values.", "AIGIS_VALUE_HINTS",
+        default=True)
+    agent_max_steps: int = _opt(
+        "Tool calls a model with native tool calling may make in one turn (look-ups and "
+        "queries) before it must answer.", "AIGIS_AGENT_MAX_STEPS", default=6)
     turn_lease_s: float = _opt("Seconds a running turn's lease lasts without a heartbeat; a "
                                "turn of a process that died frees its thread after this.",
                                "AIGIS_TURN_LEASE", default=15.0)

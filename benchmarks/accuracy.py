@@ -31,35 +31,12 @@ SHARED = Path(os.environ.get("AIGIS_SHARED_DIR", ROOT.parent / "shared"))
 sys.path.insert(0, str(ROOT))
 
 
-class SqliteDeps:
+def SqliteDeps(path: Path, **kw: Any) -> Any:
     """`AgentDeps` over one SQLite file, through the product's own database layer."""
+    from aigis_jupyter.agent.deps import SpecDeps
+    from aigis_jupyter.databases.engines import ConnectionSpec
 
-    def __init__(self, path: Path) -> None:
-        from aigis_jupyter.databases.engines import ConnectionSpec, EngineCache
-
-        self.spec = ConnectionSpec(id="bench", db_type="sqlite", host=str(path))
-        self.cache = EngineCache()
-        self.last: Any = None
-
-    def snapshot(self, connection_id: str) -> Any:
-        from aigis_jupyter.databases.schema import snapshot
-
-        return snapshot(self.cache.get(self.spec), self.spec)
-
-    def dialect(self, connection_id: str) -> str:
-        return "sqlite"
-
-    def check_sql(self, connection_id: str, sql: str) -> str:
-        from aigis_jupyter.databases.guard import check_sql
-
-        return check_sql(sql, "sqlite")
-
-    def run_sql(self, connection_id: str, sql: str, cancel: Any) -> Any:
-        from aigis_jupyter.databases.execute import run_query
-
-        self.last = run_query(self.cache.get(self.spec), self.spec, sql, max_rows=10_000,
-                              timeout_s=30, cancel=cancel)
-        return self.last
+    return SpecDeps(ConnectionSpec(id="bench", db_type="sqlite", host=str(path)), **kw)
 
 
 def _norm(v: Any) -> Any:
@@ -106,15 +83,30 @@ async def run_one(runner: Any, deps: SqliteDeps, model: str, question: str) -> d
     total = time.perf_counter() - t0
     sqls = [e["sql"] for e in events if e["type"] == "sql"]
     errors = [e for e in events if e["type"] == "error"]
+    answer = events[-1].get("full_response", "")
     return {
         "sql": sqls[-1] if sqls else "",
+        "verified": any(e.get("verified") for e in events if e["type"] == "sql"),
+        "grounded": grounded(answer, deps.last, sqls[-1] if sqls else None),
         "attempts": len(sqls),
         "error": errors[0]["message"] if errors else None,
         "result": deps.last,
         "latency_s": total,
         "sql_latency_s": first_sql,
-        "answer": events[-1].get("full_response", ""),
+        "answer": answer,
     }
+
+
+def grounded(answer: str, result: Any, sql: str | None) -> bool:
+    """Whether every number and name of the answer is in the result (or its SQL)."""
+    import re as _re
+
+    from aigis_jupyter.agent.grounding import Facts, ungrounded
+
+    preview = result.preview(20) if result is not None else {"columns": [], "rows": []}
+    facts = Facts.of(preview, sql)
+    return not any(ungrounded(s, facts) for s in _re.split(r"(?<=[.!?:])\s+|\n", answer)
+                   if s.strip())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--schema-budget", type=int, default=1_500,
                     help="schema tokens per prompt (default 1500)")
     ap.add_argument("--json", action="store_true", help="print one JSON line per question too")
+    ap.add_argument("--examples", type=Path, default=None,
+                    help="verified queries to teach first (JSON Lines: question, sql)")
     args = ap.parse_args(argv)
 
     from aigis_jupyter.agent.runner import AgentRunner
@@ -147,7 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit:
         items = items[: args.limit]
 
-    deps = SqliteDeps(args.db)
+    examples: tuple[tuple[str, str], ...] = ()
+    if args.examples:
+        from aigis_jupyter.teach_commands import read_examples
+
+        examples = tuple((e["question"], e["sql"]) for e in read_examples(args.examples))
+    deps = SqliteDeps(args.db, examples=examples)
     runner = AgentRunner(registry=registry, checkpointer_url_or_saver=None, deps=deps,
                          settings=settings)
     gold_db = sqlite3.connect(f"file:{args.db}?mode=ro", uri=True)
@@ -164,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
             row = {"id": item["id"], "level": item.get("level", ""), "ok": ok,
                    "latency_s": round(r["latency_s"], 2),
                    "sql_latency_s": round(r["sql_latency_s"] or 0.0, 2),
-                   "attempts": r["attempts"], "sql": r["sql"], "error": r["error"]}
+                   "attempts": r["attempts"], "sql": r["sql"], "error": r["error"],
+                   "verified": r["verified"], "grounded": r["grounded"],
+                   "answer": r["answer"]}
             rows_out.append(row)
             if args.json:
                 print(json.dumps(row), flush=True)
@@ -188,8 +189,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         acc = sum(r["ok"] for r in sel) / len(sel)
         lat = [r["latency_s"] for r in sel]
+        grounded_share = sum(r["grounded"] for r in sel) / len(sel)
         print(f"{level:<7} execution accuracy {acc:6.1%} ({sum(r['ok'] for r in sel)}/{len(sel)})"
-              f"   median turn {statistics.median(lat):.2f} s   max {max(lat):.2f} s")
+              f"   median turn {statistics.median(lat):.2f} s   max {max(lat):.2f} s"
+              f"   grounded answers {grounded_share:.0%}")
     return 0
 
 

@@ -266,49 +266,12 @@ def maxrss_kb() -> int:
 # --------------------------------------------------------------------------- agent deps
 
 
-class BenchDeps:
-    """`AgentDeps` over one connection through the product's own database layer.
+def BenchDeps(spec: Any, **kw: Any) -> Any:
+    """`AgentDeps` over one connection through the product's own database layer: the same
+    calls the service makes, without the store and audit log around them."""
+    from aigis_jupyter.agent.deps import SpecDeps
 
-    The same calls the service makes (the cached snapshot; the guard; guarded `run_query`),
-    without the store and audit log around them. The agent trims the snapshot to the
-    question with the settings' token budget and synonyms.
-    """
-
-    def __init__(self, spec: Any, *, max_rows: int = 10_000, timeout_s: float = 30.0) -> None:
-        from aigis_jupyter.databases.engines import EngineCache
-
-        self.spec = spec
-        self.cache = EngineCache()
-        self.max_rows = max_rows
-        self.timeout_s = timeout_s
-        self.last: Any = None
-
-    @property
-    def engine(self) -> Any:
-        return self.cache.get(self.spec)
-
-    def snapshot(self, connection_id: str) -> Any:
-        from aigis_jupyter.databases.schema import snapshot
-
-        return snapshot(self.engine, self.spec)
-
-    def dialect(self, connection_id: str) -> str:
-        return str(self.spec.dialect.sqlglot_dialect or self.spec.db_type)
-
-    def check_sql(self, connection_id: str, sql: str) -> str:
-        from aigis_jupyter.databases.guard import check_sql
-
-        return check_sql(sql, self.dialect(connection_id), allow_write=self.spec.allow_write)
-
-    def run_sql(self, connection_id: str, sql: str, cancel: Any = None) -> Any:
-        from aigis_jupyter.databases.execute import run_query
-
-        self.last = run_query(self.engine, self.spec, sql, max_rows=self.max_rows,
-                              timeout_s=self.timeout_s, cancel=cancel)
-        return self.last
-
-    def close(self) -> None:
-        self.cache.dispose_all()
+    return SpecDeps(spec, **kw)
 
 
 def chinook_spec(conn_id: str = "chinook") -> Any:

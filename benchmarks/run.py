@@ -42,6 +42,7 @@ BENCHMARKS: list[tuple[str, str, str]] = [
     ("B9", "b9_startup", "Time to first result: %load_ext + first answer"),
     ("B10", "b10_chars", "Characters sent to the model, one question"),
     ("B11", "b11_startup", "jupyter server start with the extension"),
+    ("B12", "b12_teach", "Teaching the embedded model: verified queries, grounded answers"),
 ]
 
 RESULTS = ROOT / "benchmarks" / "results.json"

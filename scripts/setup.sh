@@ -15,8 +15,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LAB_VENV="${AIGIS_VENV:-$ROOT/.venv}"
 LAB_EXTRAS="local"
 TEST_VENV="${AIGIS_TEST_VENV:-$ROOT/.venv-test}"
-TEST_EXTRAS="dev,local,llama-server,bench,hub"
+TEST_EXTRAS="dev,local,llama-server,bench,hub,embeddings"
 VENV="$LAB_VENV"
+TORCH_CPU="2.13.0"  # the `embeddings` extra's PyTorch, CPU build (see ensure_venv)
 
 log() { printf '\033[1m[aigis]\033[0m %s\n' "$*" >&2; }
 
@@ -24,6 +25,29 @@ _labextension_sources() {  # the files the JupyterLab sidebar is built from, con
   (cd "$ROOT" && find labextension \( -name node_modules -o -name lib -o -name build -o -name .yarn \) \
     -prune -o -type f ! -name tsconfig.tsbuildinfo -print0 2>/dev/null | LC_ALL=C sort -z \
     | xargs -0 -r cat) || true
+}
+
+#: How llama.cpp is compiled: for any x86-64 CPU with AVX2, not only this one. A native
+#: build uses whatever the CPU reports, AMX included, and some virtual machines report AMX
+#: without allowing it: the embedded model then dies of SIGILL at its first token.
+LLAMA_CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON}"
+
+_llama_wheel() {  # a directory holding the llama-cpp-python wheel built with those flags
+  # pip's own cache keys a built wheel by its source, not by the flags: keep ours by flags
+  local dir
+  dir="${XDG_CACHE_HOME:-$HOME/.cache}/aigis-wheels/$(printf '%s' "$LLAMA_CMAKE_ARGS" \
+    | sha256sum | cut -c1-12)"
+  if ! ls "$dir"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    log "building llama-cpp-python for the embedded model (about 10 minutes, once per machine)"
+    mkdir -p "$dir"
+    CMAKE_ARGS="$LLAMA_CMAKE_ARGS" python3 -m pip wheel -q --no-deps --no-cache-dir \
+      -w "$dir" "llama-cpp-python>=0.3.2" >&2
+  fi
+  local wheel
+  wheel="$(ls "$dir"/llama_cpp_python-*.whl | head -n1)"
+  wheel="${wheel##*/llama_cpp_python-}"
+  echo "llama-cpp-python==${wheel%%-*}" > "$dir/constraints.txt"  # never a newer sdist
+  echo "$dir"
 }
 
 ensure_venv() {
@@ -42,10 +66,16 @@ ensure_venv() {
     have=""
   fi
   if [ "$have" != "$want" ]; then
-    log "installing aigis-jupyter[$extras] in $VENV (the first build of llama-cpp-python takes ~10 minutes; pip caches it for the next environment)"
+    log "installing aigis-jupyter[$extras] in $VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip wheel
-    CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" \
-      "$VENV/bin/python" -m pip install -q -e "$ROOT[$extras]"
+    if [[ ",$extras," == *,embeddings,* ]]; then
+      # the CPU build first: a bare `torch` requirement would pick a much larger CUDA build
+      "$VENV/bin/python" -m pip install -q "torch==$TORCH_CPU"
+    fi
+    local wheels
+    wheels="$(_llama_wheel)"
+    "$VENV/bin/python" -m pip install -q --find-links "$wheels" -c "$wheels/constraints.txt" \
+      -e "$ROOT[$extras]"
     echo "$want" > "$stamp"
   fi
   export PATH="$VENV/bin:$PATH"

@@ -6,7 +6,8 @@ PYTHONPATH and enabled in `ServerApp.jpserver_extensions`. The model answers lik
 model: SQL when asked for SQL, a Vega-Lite proposal when asked for a chart, and words,
 streamed one word at a time with a pause so a browser sees them arrive. Which script it
 follows depends on words of the question (`SCRIPTS`); three of them fill everything the
-sidebar shows with markup and script (`HOSTILE`), for the test that it all stays text.
+sidebar shows with markup and script (`HOSTILE`), for the test that it all stays text, and
+one is the question whose answer a person saves as a verified query.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ TRAPPED_ANSWER = "The bars show <script>alert(document.domain)</script> as text.
 #: A table that does not exist, so the turn ends with an error that quotes its name.
 POISONED_TABLE = "<img src=x onerror=alert(9)>"
 
+#: The SQL of the question the verified-query step teaches (`categories` below).
+CATEGORIES_SQL = "SELECT COUNT(*) AS categories FROM categories"
+
 #: (a word of the question, SQL, answer, seconds between streamed words)
 SCRIPTS: list[tuple[str, str, str, float]] = [
     ("segment",
@@ -61,6 +65,8 @@ SCRIPTS: list[tuple[str, str, str, float]] = [
     ("hostile", HOSTILE_SQL, HOSTILE_ANSWER, 0.02),
     ("trapped", HOSTILE_SQL, TRAPPED_ANSWER, 0.02),
     ("poisoned", f'SELECT * FROM "{POISONED_TABLE}"', "", 0.0),
+    # the question a person verifies (saves with its SQL as a verified query), then asks again
+    ("categories", CATEGORIES_SQL, "Here is how many product categories the shop sells.", 0.02),
 ]
 DEFAULT = ("", "SELECT COUNT(*) AS regions FROM regions", "There are 5 regions.", 0.05)
 

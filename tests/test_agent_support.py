@@ -18,6 +18,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field
 
+from aigis_jupyter.agent.deps import SpecDeps
 from aigis_jupyter.models import ModelInfo, ModelRegistry
 
 FAIL = "<<FAIL>>"
@@ -67,49 +68,15 @@ def build_shop_sqlite(path: Path) -> Path:
     return path
 
 
-class SqliteDeps:
+class SqliteDeps(SpecDeps):
     """`AgentDeps` over a real SQLite file through the real database layer."""
 
-    def __init__(self, path: Path, *, max_rows: int = 1_000, timeout_s: float = 30.0) -> None:
-        from aigis_jupyter.databases.engines import ConnectionSpec, EngineCache
+    def __init__(self, path: Path, *, max_rows: int = 1_000, timeout_s: float = 30.0,
+                 **teach: Any) -> None:
+        from aigis_jupyter.databases.engines import ConnectionSpec
 
-        self.spec = ConnectionSpec(id="shop", db_type="sqlite", host=str(path))
-        self.cache = EngineCache()
-        self.max_rows = max_rows
-        self.timeout_s = timeout_s
-        self.ran: list[str] = []
-        self.last: Any = None  # the last QueryResult, DataFrame included
-
-    def _check(self, connection_id: str) -> None:
-        assert connection_id == self.spec.id, f"unexpected connection {connection_id!r}"
-
-    def snapshot(self, connection_id: str) -> Any:
-        from aigis_jupyter.databases.schema import snapshot
-
-        self._check(connection_id)
-        return snapshot(self.cache.get(self.spec), self.spec)
-
-    def dialect(self, connection_id: str) -> str:
-        self._check(connection_id)
-        return "sqlite"
-
-    def check_sql(self, connection_id: str, sql: str) -> str:
-        from aigis_jupyter.databases.guard import check_sql
-
-        self._check(connection_id)
-        return check_sql(sql, "sqlite", allow_write=self.spec.allow_write)
-
-    def run_sql(self, connection_id: str, sql: str, cancel: Any | None) -> Any:
-        from aigis_jupyter.databases.execute import run_query
-
-        self._check(connection_id)
-        self.ran.append(sql)
-        self.last = run_query(self.cache.get(self.spec), self.spec, sql, max_rows=self.max_rows,
-                              timeout_s=self.timeout_s, cancel=cancel)
-        return self.last
-
-    def close(self) -> None:
-        self.cache.dispose_all()
+        super().__init__(ConnectionSpec(id="shop", db_type="sqlite", host=str(path)),
+                         max_rows=max_rows, timeout_s=timeout_s, **teach)
 
 
 class ScriptedChatModel(GenericFakeChatModel):

@@ -7,7 +7,7 @@ import pytest
 from test_agent import make_runner, turn
 from test_agent_support import kinds
 
-from aigis_jupyter.agent.grounding import LeadCheck, speaks_of_the_whole, whole_result_sentence
+from aigis_jupyter.agent.grounding import Grounder, speaks_of_the_whole, whole_result_sentence
 
 SEGMENTS = {"columns": ["segment", "customers"], "row_count": 3, "truncated": False,
             "rows": [["Consumer", 200], ["Corporate", 150], ["Home Office", 80]]}
@@ -25,20 +25,21 @@ def test_first_sentence_rule(sentence: str, whole: bool) -> None:
     assert speaks_of_the_whole(sentence, SEGMENTS) is whole
 
 
-def test_lead_check_replaces_a_one_row_opening_and_streams_the_rest() -> None:
-    lead = LeadCheck(SEGMENTS)
-    shown = [lead.feed(p) for p in ["430 ", "customers.", " Consumer is ", "the largest."]]
-    shown.append(lead.flush())
+def test_a_one_row_opening_is_replaced_and_each_sentence_shown_once_complete() -> None:
+    check = Grounder(SEGMENTS)
+    shown = [check.feed(p) for p in ["430 ", "customers.", " Consumer is ", "the largest."]]
+    shown.append(check.flush())
     text = "".join(shown)
     assert text == "The result has 3 rows, one per segment. Consumer is the largest."
-    assert shown[0] == "" and shown[-2] == "the largest."  # after the first sentence: live
+    assert shown[:3] == ["", "", "The result has 3 rows, one per segment. "]
+    assert shown[-1] == "Consumer is the largest."  # held until the answer ends
 
 
-def test_lead_check_passes_single_rows_untouched() -> None:
+def test_single_rows_pass_untouched_when_grounded() -> None:
     one = {"columns": ["n"], "rows": [[430]], "row_count": 1, "truncated": False}
-    lead = LeadCheck(one)
-    assert lead.feed("There are ") == "There are " and lead.feed("430.") == "430."
-    assert lead.flush() == ""
+    check = Grounder(one)
+    assert check.feed("There are ") == "" and check.feed("430. ") == "There are 430. "
+    assert check.flush() == ""
 
 
 def test_whole_result_sentence_says_when_rows_were_cut() -> None:

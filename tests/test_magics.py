@@ -106,14 +106,18 @@ def test_cell_magic_returns_dataframe_binds_var_and_renders(env, demo_db):
 
 def test_display_updates_while_tokens_stream(env, demo_db):
     shell, rec, _m, _s, script = env
-    words = " ".join(f"word{i}" for i in range(12))
-    script("SELECT COUNT(*) FROM products", words, delay=0.06)
+    n = demo_count(demo_db, "SELECT COUNT(*) FROM products")
+    parts = ["first", "second", "third", "fourth", "fifth", "sixth"]
+    # each sentence is shown once it is complete and checked against the result
+    answer = f"There are {n} products. " + " ".join(f"that is the {p} part." for p in parts)
+    script("SELECT COUNT(*) FROM products", answer, delay=0.03)
     shell.run_cell("%%aigis --conn demo --model scripted --no-chart\nHow many products?")
     ids = {r["transient"].get("display_id") for r in rec.records if r["update"]}
     assert len(ids) == 1, "one display, updated in place"
     answers = [r["data"]["text/plain"] for r in rec.records if r["update"]]
-    partial = [a for a in answers if "word0" in a and "word11" not in a]
+    partial = [a for a in answers if f"There are {n} products." in a and "sixth" not in a]
     assert len(partial) >= 3, f"expected several partial updates, got {answers}"
+    assert answer in answers[-1]
 
 
 def test_chart_is_native_vegalite(env, demo_db):

@@ -28,10 +28,10 @@ from aigis_jupyter.errors import (
 )
 from aigis_jupyter.service import AigisService, UserScope
 from aigis_jupyter.settings import Settings
-from aigis_jupyter.store.models import AuditLog, Connection, Message, Thread
+from aigis_jupyter.store.models import AuditLog, Connection, Message, Thread, VerifiedQuery
 
 CONN_KEYS = {"id", "name", "db_type", "host", "port", "database", "username", "has_password",
-             "allow_write", "options", "shared", "created_at", "updated_at"}
+             "allow_write", "options", "notes", "shared", "created_at", "updated_at"}
 
 
 # -- fixtures -------------------------------------------------------------------------
@@ -117,7 +117,7 @@ def _store_snapshot(svc: AigisService) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every user table: 'the store is unchanged' means this is equal."""
     out = {}
     with svc.store.engine.connect() as c:
-        for model in (Connection, Thread, Message, AuditLog):
+        for model in (Connection, Thread, Message, AuditLog, VerifiedQuery):
             t = model.__table__
             out[t.name] = [tuple(r) for r in c.execute(sa.select(t).order_by(*t.primary_key))]
     return out
@@ -500,6 +500,7 @@ def test_user_a_never_reaches_user_b(svc: AigisService, alice: UserScope, bob: U
     b_thread = bob.create_thread("b secrets", connection=b_conn["id"])
     bob.add_message(b_thread["id"], "user", "b's question")
     bob.run_sql(b_conn["id"], "SELECT 1", thread_id=b_thread["id"])
+    b_example = bob.add_examples(b_conn["id"], [{"question": "b?", "sql": "SELECT 1"}])[0]["id"]
     a_conn = alice.create_connection({**sqlite_conn, "name": "a-own"})
     a_thread = alice.create_thread("a's")
     before = _store_snapshot(svc)
@@ -539,6 +540,13 @@ def test_user_a_never_reaches_user_b(svc: AigisService, alice: UserScope, bob: U
                  lambda: _drain(alice.chat(a_thread["id"], "hello", connection=bc))],
         "cancel": [lambda: alice.cancel(bt)],
         "create_thread": [lambda: alice.create_thread("x", connection=bc)],
+        "list_examples": [lambda: alice.list_examples(bc)],
+        "add_examples": [lambda: alice.add_examples(bc, [{"question": "q", "sql": "SELECT 1"}])],
+        "update_example": [lambda: alice.update_example(bc, b_example, {"sql": "SELECT 2"}),
+                           lambda: alice.update_example(a_conn["id"], b_example, {})],
+        "delete_example": [lambda: alice.delete_example(bc, b_example),
+                           lambda: alice.delete_example(a_conn["id"], b_example)],
+        "verify_turn": [lambda: alice.verify_turn(bt)],
     }
     for name, fns in calls.items():
         for fn in fns:

@@ -10,8 +10,9 @@ panel in a real browser.
   through Playwright, step by step as a user: open the panel from the command palette, add
   connections, meet "No model selected", ask the embedded `local` model, watch a scripted
   model stream its answer with a table and a chart, stop long turns, insert an answer into a
-  notebook and run it, reload the page, and show markup and script from the model and the
-  database as text. Every step is photographed in the light and the dark theme under
+  notebook and run it, reload the page, show markup and script from the model and the
+  database as text, save an answer as a verified query that the next same question uses, and
+  keep a connection's notes. Every step is photographed in the light and the dark theme under
   `tests/screenshots/sidebar/` (gitignored) for a person to look at.
 
 The scripted model (`sidebar_server.py`) is registered by a small server extension so the
@@ -37,7 +38,13 @@ from typing import Any
 import pytest
 from conftest import missing
 from live_server import CHROMIUM_ARGS, free_port, log_tail, stop_server
-from sidebar_server import HOSTILE, HOSTILE_COLUMNS, POISONED_TABLE, TRAPPED_ANSWER
+from sidebar_server import (
+    CATEGORIES_SQL,
+    HOSTILE,
+    HOSTILE_COLUMNS,
+    POISONED_TABLE,
+    TRAPPED_ANSWER,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 LABEXT = ROOT / "labextension"
@@ -53,6 +60,14 @@ SEGMENTS_QUESTION = "How many customers are in each segment? Show a bar chart."
 HOSTILE_QUESTION = "Chart the hostile rows as a bar chart"
 TRAPPED_QUESTION = 'Chart the trapped rows <img src=x onerror="window.__pwned=10"> as bars'
 POISONED_QUESTION = "Read the poisoned table"
+# saved as a verified query of `demo` with its SQL (`sidebar_server.CATEGORIES_SQL`), then asked
+# again
+VERIFIED_QUESTION = "How many product categories are there?"
+#: What an answer saved as a verified query shows instead of its "Verify" button.
+VERIFIED_MARK = "Verified \N{CHECK MARK}"
+#: A connection's notes, typed into its form (quotes, an apostrophe and markup stay as written).
+CONNECTION_NOTES = ("Revenue means the sum of Invoice.Total; \"active\" customers ordered in "
+                    "the last 90 days. Don't count cancelled orders <b>ever</b>.")
 
 # Variables of the caller's shell that would point the server away from its isolated dirs.
 SCRUBBED_ENV = (
@@ -839,6 +854,138 @@ def test_markup_from_the_model_and_the_database_stays_text(ui: UI) -> None:
     finally:
         page.remove_listener("dialog", on_dialog)
         page.context.remove_listener("page", on_popup)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_verify_an_answer_and_the_same_question_uses_it(ui: UI) -> None:
+    """Teach the assistant: "Verify" on an answer saves its question and SQL as a verified
+    query of the thread's connection (the REST API lists it), the button becomes a "Verified"
+    mark, and asking the same question again gets that SQL, marked "(verified query)". A
+    reload still shows both answers verified; a suggested follow-up, clicked, is asked next."""
+    from playwright.sync_api import expect
+
+    page, panel = ui.page, ui.panel
+    panel.get_by_role("button", name="New chat").first.click()
+    bar = panel.get_by_role("group", name="Thread settings")
+    for picker, option in (("Connection", "demo"), ("Model", "scripted")):
+        bar.get_by_role("button", name=re.compile(f"^{picker}:")).click()
+        bar.get_by_role("option", name=re.compile(f"^{option}")).click()
+        expect(bar.get_by_role("button", name=f"{picker}: {option}")).to_be_visible()
+    demo = next(c for c in ui.lab.api("GET", "connections") if c["name"] == "demo")
+    assert not [e for e in ui.lab.api("GET", f"connections/{demo['id']}/examples")
+                if e["question"] == VERIFIED_QUESTION]
+
+    asked = panel.locator("article").filter(has=page.get_by_text(VERIFIED_QUESTION, exact=True))
+    first, second = asked.nth(0), asked.nth(1)
+    box = ui.question_box()
+    box.fill(VERIFIED_QUESTION)
+    box.press("Enter")
+    expect(first).to_have_attribute("data-running", "false", timeout=60_000)
+    expect(first.get_by_role("alert")).to_have_count(0)
+    summary = first.locator("details.jp-AigisChat-sql summary")
+    expect(summary).to_contain_text("SQL")
+    expect(summary).not_to_contain_text("verified")  # written by the model: not verified yet
+    summary.click()
+    expect(first.get_by_label("SQL", exact=True)).to_have_text(CATEGORIES_SQL)
+    verify = first.get_by_role("button", name="Save as a verified query")
+    expect(verify).to_be_enabled()
+    expect(verify).to_have_text("Verify")
+    expect(first.get_by_text(VERIFIED_MARK, exact=True)).to_have_count(0)
+    _assert_every_control_is_named(ui)
+    ui.snap("16-verify-button")
+
+    verify.click()
+    verified = first.get_by_text(VERIFIED_MARK, exact=True)
+    expect(verified).to_be_visible()
+    expect(verify).to_have_count(0)  # not a button any more: nothing to click twice
+    expect(first.get_by_role("alert")).to_have_count(0)
+    ui.snap("17-verified")
+    # the REST API has it: this question, this SQL, on the thread's connection
+    saved = [e for e in ui.lab.api("GET", f"connections/{demo['id']}/examples")
+             if e["question"] == VERIFIED_QUESTION]
+    assert len(saved) == 1, saved
+    assert saved[0]["sql"].strip() == CATEGORIES_SQL
+    assert saved[0]["connection_id"] == demo["id"]
+
+    # the same question again, in the same thread: the verified query answers it
+    box.fill(VERIFIED_QUESTION)
+    box.press("Enter")
+    expect(asked).to_have_count(2)
+    expect(second).to_have_attribute("data-running", "false", timeout=60_000)
+    expect(second.get_by_role("alert")).to_have_count(0)
+    summary = second.locator("details.jp-AigisChat-sql summary")
+    expect(summary).to_contain_text("SQL (verified query)")
+    summary.click()
+    expect(second.get_by_label("SQL", exact=True)).to_have_text(CATEGORIES_SQL)
+    expect(second.get_by_text(VERIFIED_MARK, exact=True)).to_be_visible()
+    expect(second.get_by_role("button", name="Save as a verified query")).to_have_count(0)
+    messages = ui.lab.api("GET", f"chat/{_open_thread_id(ui)}")
+    answers = [m for m in messages if m["role"] == "assistant"]
+    assert answers[-1]["payload"]["verified"] is True, answers[-1]["payload"]
+    assert answers[-1]["payload"]["sql"].strip() == CATEGORIES_SQL
+    second.scroll_into_view_if_needed()
+    ui.snap("18-verified-query-answers")
+
+    # a new session: the first answer is still shown as verified (the connection's examples
+    # say so), the second by its own mark
+    page.reload()
+    expect(panel).to_be_visible(timeout=60_000)
+    expect(panel.get_by_role("log", name="Messages")).to_contain_text(VERIFIED_QUESTION)
+    expect(asked).to_have_count(2)
+    for turn in (first, second):
+        expect(turn.get_by_text(VERIFIED_MARK, exact=True)).to_be_visible()
+    expect(panel.get_by_role("button", name="Save as a verified query")).to_have_count(0)
+
+    # a suggested follow-up, clicked, is asked as the thread's next question
+    suggestion = second.get_by_role("group", name="Suggested questions").get_by_role("button")
+    expect(suggestion.first).to_be_enabled()
+    follow_up = suggestion.first.inner_text().strip()
+    suggestion.first.click()
+    asked_next = panel.get_by_role("article", name=f"Question: {follow_up}", exact=True)
+    expect(asked_next).to_have_count(1)
+    expect(asked_next).to_have_attribute("data-running", "false", timeout=60_000)
+    questions = [m["content"] for m in ui.lab.api("GET", f"chat/{_open_thread_id(ui)}")
+                 if m["role"] == "user"]
+    assert questions == [VERIFIED_QUESTION, VERIFIED_QUESTION, follow_up], questions
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_connection_keeps_its_notes(ui: UI) -> None:
+    """The connection form's "Notes": typed, saved (the REST API has them), shown again when
+    the connection is edited, and removed by emptying the field."""
+    from playwright.sync_api import expect
+
+    panel = ui.panel
+    panel.get_by_role("button", name="Manage connections", exact=True).click()
+    demo = panel.get_by_role("listitem", name="Connection demo")
+    demo.get_by_role("button", name="Edit demo").click()
+    form = panel.get_by_role("form", name="Edit connection demo")
+    notes = form.get_by_label("Notes")
+    expect(notes).to_have_value("")
+    expect(notes).to_have_attribute("placeholder", re.compile("revenue means the sum of"))
+    notes.fill(CONNECTION_NOTES)
+    _assert_every_control_is_named(ui)
+    ui.snap("19-connection-notes")
+    form.get_by_role("button", name="Test and save").click()
+    expect(form).to_have_count(0, timeout=30_000)  # saved: the form closed
+    info = next(c for c in ui.lab.api("GET", "connections") if c["name"] == "demo")
+    assert info["notes"] == CONNECTION_NOTES
+
+    # reopened, the form shows them as saved; emptied, they are gone
+    demo.get_by_role("button", name="Edit demo").click()
+    expect(form.get_by_label("Notes")).to_have_value(CONNECTION_NOTES)
+    ui.snap("20-connection-notes-reopened")
+    form.get_by_label("Notes").fill("")
+    form.get_by_role("button", name="Test and save").click()
+    expect(form).to_have_count(0, timeout=30_000)
+    info = next(c for c in ui.lab.api("GET", "connections") if c["name"] == "demo")
+    assert not info["notes"]
+    demo.get_by_role("button", name="Edit demo").click()
+    expect(form.get_by_label("Notes")).to_have_value("")
+    form.get_by_role("button", name="Cancel").click()
+    panel.get_by_role("button", name="Back to the chat").click()
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ def _schema_diff(store: Store) -> list:
 def _check_at_head(store: Store) -> None:
     h = store.health()
     assert h["ok"] and h["connected"] and h["at_head"], h
-    assert h["revision"] == head_revision() == "0003"
+    assert h["revision"] == head_revision() == "0004"
     assert set(sa.inspect(store.engine).get_table_names()) >= TABLES
     assert _schema_diff(store) == []
 
@@ -135,7 +135,7 @@ def _race(url: str, n: int) -> list[str]:
 def test_processes_opening_a_fresh_sqlite_file_at_once(tmp_path: Path) -> None:
     """The kernel and the server both start on a new file: neither may break."""
     url = f"sqlite:///{tmp_path}/race.sqlite"
-    assert _race(url, 4) == ["0003"] * 4
+    assert _race(url, 4) == ["0004"] * 4
     store = Store(url)
     _check_at_head(store)
     store.dispose()
@@ -151,7 +151,7 @@ def test_postgres_fresh_database_is_at_head(pg_db: str) -> None:
 
 @pytest.mark.postgres
 def test_postgres_concurrent_first_start(pg_db: str) -> None:
-    assert _race(pg_db, 3) == ["0003"] * 3
+    assert _race(pg_db, 3) == ["0004"] * 3
 
 
 @pytest.mark.mysql

@@ -23,7 +23,7 @@ from functools import lru_cache
 from ..databases.catalog import SchemaSnapshot, Table
 from ..databases.schema import render_header, render_table
 
-__all__ = ["SchemaContext", "estimate_tokens", "schema_context"]
+__all__ = ["SchemaContext", "estimate_tokens", "schema_context", "terms_of"]
 
 #: Score of a question word found in a table's name, its comment, a column's name, and a
 #: column's comment; a neighbour gets NEIGHBOUR_SHARE of a table's direct score.
@@ -112,6 +112,11 @@ def _comment_terms(text: str | None) -> frozenset[str]:
     if not text:
         return frozenset()
     return frozenset(_stem(w) for w in _words(text) if w not in _STOP and len(w) > 1)
+
+
+def terms_of(text: str) -> list[str]:
+    """The stemmed content words of a text, in order (filler words dropped)."""
+    return [_stem(w) for w in _words(text) if w not in _STOP and len(w) > 1]
 
 
 def _terms(question: str, synonyms: Mapping[str, Sequence[str]]) -> dict[str, float]:

@@ -7,11 +7,24 @@ is no ambient "current user" for the agent to fall back on.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from ..databases.catalog import SchemaSnapshot
+    from ..databases.engines import ConnectionSpec
     from ..databases.runs import CancelToken, QueryResult
+    from ..databases.values import ValueIndex
+
+
+@dataclass(frozen=True)
+class Teaching:
+    """What people taught a connection: verified (question, SQL) pairs and its notes."""
+
+    examples: tuple[tuple[str, str], ...] = ()
+    notes: str | None = None
 
 
 class AgentDeps(Protocol):
@@ -34,5 +47,86 @@ class AgentDeps(Protocol):
         """Guard, run and audit one statement; a bounded result."""
         ...
 
+    def teaching(self, connection_id: str) -> Teaching:
+        """The connection's verified queries and notes."""
+        ...
 
-__all__ = ["AgentDeps"]
+    def values(self, connection_id: str, snap: SchemaSnapshot) -> ValueIndex:
+        """The few distinct values of its short text columns (cached by fingerprint)."""
+        ...
+
+
+
+
+class SpecDeps:
+    """`AgentDeps` over one connection spec, with no store around it: for scripts,
+    evaluations and benchmarks that run the agent on a database directly.
+
+    The same calls the service makes (the cached snapshot, the guard, guarded `run_query`,
+    the value index), without the audit log; `examples` and `notes` stand in for what the
+    store would hold. `ran` lists the statements run, `last` holds the last result.
+    """
+
+    def __init__(self, spec: ConnectionSpec, *, max_rows: int = 10_000,
+                 timeout_s: float = 30.0, examples: tuple[tuple[str, str], ...] = (),
+                 notes: str | None = None) -> None:
+        from ..databases.engines import EngineCache
+
+        self.spec = spec
+        self.cache = EngineCache()
+        self.max_rows = max_rows
+        self.timeout_s = timeout_s
+        self.examples = tuple(examples)
+        self.notes = notes
+        self.ran: list[str] = []
+        self.last: QueryResult | None = None
+
+    @property
+    def engine(self) -> Engine:
+        return self.cache.get(self.spec)
+
+    def _check(self, connection_id: str) -> None:
+        if connection_id != self.spec.id:
+            raise ValueError(f"unexpected connection {connection_id!r}")
+
+    def snapshot(self, connection_id: str) -> SchemaSnapshot:
+        from ..databases.schema import snapshot
+
+        self._check(connection_id)
+        return snapshot(self.engine, self.spec)
+
+    def dialect(self, connection_id: str) -> str:
+        self._check(connection_id)
+        return str(self.spec.dialect.sqlglot_dialect or self.spec.db_type)
+
+    def check_sql(self, connection_id: str, sql: str) -> str:
+        from ..databases.guard import check_sql
+
+        return check_sql(sql, self.dialect(connection_id), allow_write=self.spec.allow_write,
+                         database=self.spec.database)
+
+    def run_sql(self, connection_id: str, sql: str,
+                cancel: CancelToken | None = None) -> QueryResult:
+        from ..databases.execute import run_query
+
+        self._check(connection_id)
+        self.ran.append(sql)
+        self.last = run_query(self.engine, self.spec, sql, max_rows=self.max_rows,
+                              timeout_s=self.timeout_s, cancel=cancel)
+        return self.last
+
+    def teaching(self, connection_id: str) -> Teaching:
+        self._check(connection_id)
+        return Teaching(examples=self.examples, notes=self.notes)
+
+    def values(self, connection_id: str, snap: SchemaSnapshot) -> ValueIndex:
+        from ..databases.values import value_index
+
+        self._check(connection_id)
+        return value_index(self.engine, self.spec, snap)
+
+    def close(self) -> None:
+        self.cache.dispose_all()
+
+
+__all__ = ["AgentDeps", "SpecDeps", "Teaching"]

@@ -1,9 +1,9 @@
 """The event stream of one chat turn (DESIGN.md), the same for SSE and the magics.
 
 `chunk`, `tool_result` and `end` keep the original product's shape exactly; `status`,
-`sql`, `table`, `chart` and `error` are additions. Nodes of the graph emit events through
-LangGraph's custom stream writer as things happen; `turn_events` forwards them and always
-finishes with one `end` carrying the whole answer.
+`sql`, `table`, `chart`, `error` and `suggestions` are additions. Nodes of the graph emit
+events through LangGraph's custom stream writer as things happen; `turn_events` forwards
+them and always finishes with one `end` carrying the whole answer.
 """
 
 from __future__ import annotations
@@ -23,8 +23,11 @@ def status(phase: str) -> dict[str, Any]:
     return {"type": "status", "phase": phase}
 
 
-def sql(statement: str) -> dict[str, Any]:
-    return {"type": "sql", "sql": statement}
+def sql(statement: str, *, verified: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "sql", "sql": statement}
+    if verified:  # the statement is one a person confirmed (a verified query)
+        out["verified"] = True
+    return out
 
 
 def table(preview: dict[str, Any]) -> dict[str, Any]:
@@ -54,6 +57,10 @@ def error(message: str, reason: str, action: dict[str, Any] | None = None) -> di
     if action:
         out["action"] = action
     return out
+
+
+def suggestions(questions: list[str]) -> dict[str, Any]:
+    return {"type": "suggestions", "suggestions": list(questions)}
 
 
 def end(full_response: str) -> dict[str, Any]:

@@ -1,10 +1,12 @@
-"""The LangGraph pipeline: schema -> ask_database -> (ask_analyst) -> answer.
+"""The LangGraph pipeline: schema -> ask_database -> (ask_analyst) -> answer, or
+schema -> explore for models with native tool calling.
 
-The original let a tool-calling model choose its tools. Here the tools are the graph's
-nodes in a fixed order, so models without native tool calling (the embedded one, most
-small local models) work the same way, and a simple question costs exactly two model
-calls: one for the SQL, one for the answer. The checkpointed messages still record each
-step as a tool call and its result, so the thread reads like the original's.
+For models without native tool calling (the embedded one, most small local models) the
+tools are the graph's nodes in a fixed order, and a simple question costs exactly two
+model calls: one for the SQL, one for the answer. A model that calls tools natively drives
+its turn as in the original (`explore.py`: a bounded tool loop). Either way the
+checkpointed messages record each step as a tool call and its result, so the thread reads
+like the original's.
 
 State holds no secrets: `connection` is the connection's id, never its URL or password.
 The query's DataFrame lives only in the per-turn context (it can be large); the state
@@ -14,12 +16,11 @@ keeps the preview that was shown.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import uuid
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -33,32 +34,16 @@ from ..errors import (
     QueryTimeout,
     SQLRefused,
 )
-from . import describe, events, grounding, prompts
+from . import describe, events, explore, grounding, prompts, steps
 from .sqltext import complete_group_by, extract_sql
-from .turn import AigisState, TurnContext, call_model, text_of
+from .steps import turns
+from .turn import AigisState, TurnContext, call_model
 
 #: Max tokens the embedded model may write for SQL and for the answer.
 LOCAL_SQL_TOKENS = 160
 LOCAL_ANSWER_TOKENS = 120
-#: Database failures no rewritten query can fix (the server went away, the login was
-#: refused): the user hears at once what happened instead of after futile repairs.
-NOT_THE_QUERY = frozenset({"unreachable", "auth_failed", "unknown_database"})
+
 # --- history ------------------------------------------------------------------------------
-
-
-def turns(messages: list[BaseMessage]) -> list[dict[str, Any]]:
-    """Earlier turns as {question, sql, answer} (sql None when the turn failed)."""
-    out: list[dict[str, Any]] = []
-    for m in messages:
-        if isinstance(m, HumanMessage):
-            out.append({"question": text_of(m.content), "sql": None, "answer": None})
-        elif out and isinstance(m, ToolMessage) and m.name == "ask_database":
-            art = m.artifact if isinstance(m.artifact, dict) else {}
-            if art.get("sql") and m.status != "error":
-                out[-1]["sql"] = art["sql"]
-        elif out and isinstance(m, AIMessage) and not m.tool_calls:
-            out[-1]["answer"] = text_of(m.content)
-    return out
 
 
 def _history(state: AigisState) -> list[tuple[str, str]]:
@@ -88,16 +73,6 @@ def chart_only(question: str) -> bool:
 # --- nodes ----------------------------------------------------------------------------------
 
 
-def _fail(exc: AigisError, ctx: TurnContext) -> dict[str, Any]:
-    """End the turn with an error event; the thread stays usable for the next question."""
-    message = ctx.scrub(exc.message)
-    get_stream_writer()(events.error(message, exc.reason, exc.action))
-    return {
-        "error": {"message": message, "reason": exc.reason},
-        "messages": [AIMessage(message, additional_kwargs={"aigis_error": exc.reason})],
-    }
-
-
 async def schema_node(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
     ctx = runtime.context
     write = get_stream_writer()
@@ -113,9 +88,14 @@ async def schema_node(state: AigisState, runtime: Runtime[TurnContext]) -> dict[
         )
         ctx.schema, ctx.snapshot = sc, snap
         ctx.schema_question = describe.schema_question(state["question"], snap)
-        return {"db_schema": sc.text, "about_schema": ctx.schema_question is not None}
+        if ctx.schema_question is None:
+            await asyncio.to_thread(steps.learn, ctx, state["connection"], state["question"], snap)
+        if not state.get("sql_only") and not chart_only(state["question"]):
+            ctx.tool_model = explore.tool_model(ctx)
+        return {"db_schema": sc.text, "about_schema": ctx.schema_question is not None,
+                "explore": ctx.tool_model is not None}
     except AigisError as exc:
-        return _fail(exc, ctx)
+        return steps.fail(exc, ctx)
 
 
 async def ask_database(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
@@ -129,14 +109,14 @@ async def ask_database(state: AigisState, runtime: Runtime[TurnContext]) -> dict
                                       "id": call_id, "type": "tool_call"}])
     history = _history(state)
     try:
-        dialect = await asyncio.to_thread(ctx.deps.dialect, conn)
+        dialect = ctx.dialect or await asyncio.to_thread(ctx.deps.dialect, conn)
         schema = state.get("db_schema") or ""
         completion = ctx.info.prompt_style == "completion"
         reuse = chart_only(question) and bool(history)
         if completion:
-            prompt = prompts.sql_completion(question, ctx.schema, dialect, history)
+            prompt = prompts.sql_completion(question, ctx.schema, dialect, history, ctx.lessons)
         else:
-            chat = prompts.sql_messages(question, schema, dialect, history)
+            chat = prompts.sql_messages(question, schema, dialect, history, ctx.lessons)
         attempts = 0
         while True:
             ctx.check_cancel()
@@ -158,18 +138,17 @@ async def ask_database(state: AigisState, runtime: Runtime[TurnContext]) -> dict
                         "The model's reply contained no SQL query.", reason="no_sql"
                     )
                 if state.get("sql_only"):
-                    statement = await asyncio.to_thread(ctx.deps.check_sql, conn, statement)
-                    write(events.sql(statement))
+                    checked = await asyncio.to_thread(ctx.deps.check_sql, conn, statement)
+                    write(events.sql(checked, verified=steps.verified(ctx, statement, dialect)))
+                    statement = checked
                     break
-                write(events.sql(statement))
-                write(events.status("executing"))
-                result = await asyncio.to_thread(ctx.deps.run_sql, conn, statement, ctx.cancel)
+                result = await steps.execute(ctx, conn, statement, dialect)
                 break
             except (QueryCancelled, QueryTimeout):
                 raise
             except (SQLRefused, DatabaseError) as exc:
                 ctx.check_cancel()
-                if exc.reason in NOT_THE_QUERY:
+                if exc.reason in steps.NOT_THE_QUERY:
                     raise
                 write(events.tool_result(f"Query failed to execute. Error: {exc.message}"))
                 if attempts >= int(getattr(ctx.settings, "sql_repairs", 2)):
@@ -185,7 +164,7 @@ async def ask_database(state: AigisState, runtime: Runtime[TurnContext]) -> dict
                 else:
                     chat = prompts.repair_messages(chat, statement, exc.message)
     except AigisError as exc:
-        out = _fail(exc, ctx)
+        out = steps.fail(exc, ctx)
         out["messages"] = [call, ToolMessage(f"Error: {exc.message}", tool_call_id=call_id,
                                              name="ask_database", status="error"),
                            *out["messages"]]
@@ -199,26 +178,10 @@ async def ask_database(state: AigisState, runtime: Runtime[TurnContext]) -> dict
         return {"sql_result": {"sql": statement, "columns": [], "rows": [], "row_count": 0,
                                "truncated": False, "executed": False},
                 "messages": [call, tool, AIMessage(statement)]}
-    ctx.result = result
     # a chart-only follow-up ("as a bar chart") is titled by the question it redraws
     ctx.chart_title = history[-1][0] if reuse else question
-    preview = result.preview(int(ctx.settings.preview_rows))
-    write(events.table(preview))
-    more = "+" if result.truncated else ""
-    noun = "row" if result.row_count == 1 and not more else "rows"
-    summary = f"Executed query successfully! {result.row_count}{more} {noun}."
-    write(events.tool_result(summary))
-    sql_result = {
-        "sql": result.sql or statement,
-        "columns": list(preview.get("columns") or []),
-        "rows": list(preview.get("rows") or []),
-        "row_count": int(result.row_count),
-        "truncated": bool(result.truncated),
-        "duration_ms": float(getattr(result, "duration_ms", 0.0) or 0.0),
-    }
-    want = ctx.chart_enabled and (
-        reuse or charts.wants_chart(question) or charts.chart_worthy(result.df)
-    )
+    sql_result, summary = steps.show_result(ctx, result, statement)
+    want = reuse or steps.wants_chart(ctx, question)
     tool = ToolMessage(summary, tool_call_id=call_id, name="ask_database",
                        artifact={"sql": sql_result["sql"], "row_count": sql_result["row_count"]})
     return {"sql_result": sql_result, "want_chart": bool(want), "messages": [call, tool]}
@@ -227,40 +190,16 @@ async def ask_database(state: AigisState, runtime: Runtime[TurnContext]) -> dict
 async def ask_analyst(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
     """The `ask_analyst` tool: a validated Vega-Lite spec for the result, data inline."""
     ctx = runtime.context
-    write = get_stream_writer()
     question = state["question"]
     call_id = f"call_{uuid.uuid4().hex[:12]}"
     call = AIMessage("", tool_calls=[{"name": "ask_analyst", "args": {"query": question},
                                       "id": call_id, "type": "tool_call"}])
-    write(events.status("charting"))
-    df = ctx.result.df
-    proposal = None
     try:
-        ctx.check_cancel()
-        asked = charts.wants_chart(question)
-        if asked and ctx.info.prompt_style == "chat" and len(df.columns):
-            msgs = prompts.chart_messages(
-                question, charts.describe_columns(df), charts.requested_mark(question)
-            )
-            proposal = await call_model(ctx, msgs, node="ask_analyst")
-        out = await asyncio.to_thread(
-            charts.build_chart, df, ctx.chart_title or question, proposal,
-            charts.requested_mark(question),
-        )
+        out, note = await steps.chart(ctx, question)
     except (QueryCancelled, ModelError) as exc:
-        return _fail(exc, ctx)
-    except AigisError as exc:  # nothing chartable: say so, and still answer in words
-        note = f"No chart: {exc.message}"
-        write(events.tool_result(note))
-        return {"chart": None, "messages": [call, ToolMessage(note, tool_call_id=call_id,
-                                                              name="ask_analyst")]}
-    spec = out["spec"]
-    write(events.chart(spec))
-    write(events.tool_result(json.dumps(out, default=str)))
-    mark = spec.get("mark")
-    kind = mark.get("type") if isinstance(mark, dict) else mark
-    tool = ToolMessage(f"Chart ready ({kind}).", tool_call_id=call_id, name="ask_analyst")
-    return {"chart": out, "messages": [call, tool]}
+        return steps.fail(exc, ctx)
+    return {"chart": out, "messages": [call, ToolMessage(note, tool_call_id=call_id,
+                                                         name="ask_analyst")]}
 
 
 async def answer(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
@@ -271,7 +210,7 @@ async def answer(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, 
     res = state.get("sql_result") or {}
     preview = {k: res.get(k) for k in ("columns", "rows", "row_count", "truncated")}
     sent: list[str] = []
-    lead = grounding.LeadCheck(preview)  # the first sentence speaks of the whole result
+    check = grounding.Grounder(preview, res.get("sql"))  # every sentence true to the result
 
     def emit(text: str) -> None:
         if not sent:
@@ -282,7 +221,7 @@ async def answer(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, 
         write(events.chunk(text))
 
     def on_text(piece: str) -> None:
-        shown = lead.feed(piece)
+        shown = check.feed(piece)
         if shown:
             emit(shown)
 
@@ -297,11 +236,11 @@ async def answer(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, 
         else:
             msgs = prompts.answer_messages(question, res.get("sql") or "", preview)
             await call_model(ctx, msgs, node="answer", on_text=on_text)
-        held = lead.flush()
+        held = check.flush()
         if held:
             emit(held)
     except AigisError as exc:
-        out = _fail(exc, ctx)
+        out = steps.fail(exc, ctx)
         partial = "".join(sent)
         if partial:
             out["messages"] = [AIMessage(partial), *out["messages"]]
@@ -311,13 +250,16 @@ async def answer(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, 
     if not prompts.answer_is_usable(text, preview, strict=strict):
         emit(("\n\n" if text.strip() else "") + prompts.fallback_answer(preview))
         text = "".join(sent)
+    steps.suggest(ctx, question, preview, res.get("sql"), charted=bool(state.get("chart")))
     return {"messages": [AIMessage(text.strip())]}
 
 
 def _after_schema(state: AigisState) -> str:
     if state.get("error"):
         return END
-    return "describe_schema" if state.get("about_schema") else "ask_database"
+    if state.get("about_schema"):
+        return "describe_schema"
+    return "explore" if state.get("explore") else "ask_database"
 
 
 async def describe_schema(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
@@ -329,6 +271,7 @@ async def describe_schema(state: AigisState, runtime: Runtime[TurnContext]) -> d
     write(events.table(preview))
     write(events.tool_result("Answered from the schema; no query was run."))
     write(events.chunk(text))
+    steps.suggest(ctx, state["question"], None, None)
     return {"sql_result": None, "messages": [AIMessage(text)]}
 
 
@@ -350,8 +293,11 @@ def build_graph(checkpointer: Any = None) -> Any:
     g.add_node("ask_database", ask_database)
     g.add_node("ask_analyst", ask_analyst)
     g.add_node("answer", answer)
+    g.add_node("explore", explore.explore)
     g.add_edge(START, "schema")
-    g.add_conditional_edges("schema", _after_schema, ["ask_database", "describe_schema", END])
+    g.add_conditional_edges("schema", _after_schema,
+                            ["ask_database", "describe_schema", "explore", END])
+    g.add_edge("explore", END)
     g.add_edge("describe_schema", END)
     g.add_conditional_edges("ask_database", _after_database, ["ask_analyst", "answer", END])
     g.add_conditional_edges("ask_analyst", _after_analyst, ["answer", END])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -25,6 +26,26 @@ if TYPE_CHECKING:
 COMPLETION_SCHEMA_CHARS = 7_000
 #: Earlier turns (question + SQL) shown to the model for follow-up questions.
 HISTORY_TURNS = 3
+#: Characters of a connection's notes a prompt carries (chat, completion).
+NOTES_CHAT_CHARS, NOTES_COMPLETION_CHARS = 2_000, 600
+
+
+@dataclass(frozen=True)
+class Lessons:
+    """What the SQL prompt learns beyond the schema: verified queries like the question,
+    the connection's notes, and the real values the question names."""
+
+    examples: Sequence[tuple[str, str]] = ()
+    notes: str | None = None
+    hints: Sequence[str] = ()
+
+
+def _bounded(text: str | None, limit: int) -> str:
+    text = (text or "").strip()
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return cut + " [...]"
 
 SQL_SYSTEM = """You write SQL for a {dialect} database.
 Answer the user's question with ONE read-only query (SELECT or WITH ... SELECT) that uses \
@@ -150,10 +171,31 @@ def answer_is_usable(text: str, preview: dict[str, Any], *, strict: bool = False
 # --- chat prompts ---------------------------------------------------------------------------
 
 
+def lesson_text(lessons: Lessons) -> str:
+    """The part of a chat system prompt that carries notes, value hints and the preface of
+    the verified examples (which follow as messages)."""
+    out = ""
+    notes = _bounded(lessons.notes, NOTES_CHAT_CHARS)
+    if notes:
+        out += "\n\nNotes from the people who use this database (follow them):\n" + notes
+    if lessons.hints:
+        out += ("\n\nValues the question names, as stored in the database:\n"
+                + "\n".join(f"- {h}" for h in lessons.hints))
+    if lessons.examples:
+        out += ("\n\nVerified queries for similar questions come first; reuse their "
+                "tables, joins and filters where they fit.")
+    return out
+
+
 def sql_messages(
-    question: str, schema: str, dialect: str, history: Sequence[tuple[str, str]]
+    question: str, schema: str, dialect: str, history: Sequence[tuple[str, str]],
+    lessons: Lessons | None = None,
 ) -> list[BaseMessage]:
-    msgs: list[BaseMessage] = [SystemMessage(SQL_SYSTEM.format(dialect=dialect, schema=schema))]
+    lessons = lessons or Lessons()
+    system = SQL_SYSTEM.format(dialect=dialect, schema=schema) + lesson_text(lessons)
+    msgs: list[BaseMessage] = [SystemMessage(system)]
+    for q, sql in list(lessons.examples)[::-1]:  # the closest one last, next to the question
+        msgs += [HumanMessage(q), AIMessage(sql)]
     for q, sql in list(history)[-HISTORY_TURNS:]:
         msgs += [HumanMessage(q), AIMessage(sql)]
     msgs.append(HumanMessage(question))
@@ -316,17 +358,27 @@ def is_follow_up(question: str) -> bool:
 
 
 def sql_completion(
-    question: str, schema: SchemaContext, dialect: str, history: Sequence[tuple[str, str]]
+    question: str, schema: SchemaContext, dialect: str, history: Sequence[tuple[str, str]],
+    lessons: Lessons | None = None,
 ) -> str:
-    """`-- schema`, worked examples, earlier turns, then the question and `SELECT`."""
+    """`-- schema`, notes, worked and verified examples, earlier turns, value hints, then
+    the question and `SELECT` (the stable part first, for llama.cpp's prefix cache)."""
     text, _ = compact_schema(schema)
+    lessons = lessons or Lessons()
     lines = [f"-- {dialect} database schema", text, ""]
+    notes = _bounded(lessons.notes, NOTES_COMPLETION_CHARS)
+    if notes:
+        lines += [f"-- Note: {line.strip()}" for line in notes.splitlines() if line.strip()]
+        lines.append("")
     for q, sql in _examples(schema, question):
         lines += [f"-- Question: {q}", f"{sql};"]
+    for q, sql in list(lessons.examples)[::-1]:  # a small model copies the nearest: last
+        lines += [f"-- Question: {' '.join(q.split())}", f"{' '.join(sql.split())};"]
     # a base model copies the nearest example, so earlier turns only help follow-ups
     if is_follow_up(question):
         for q, sql in list(history)[-HISTORY_TURNS:]:
             lines += [f"-- Question: {' '.join(q.split())}", f"{' '.join(sql.split())};"]
+    lines += [f"-- Hint: {h}" for h in lessons.hints]
     lines += [f"-- Question: {' '.join(question.split())}", sql_lead(question, schema.tables)]
     return "\n".join(lines)
 

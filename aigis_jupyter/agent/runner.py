@@ -161,6 +161,7 @@ class AgentRunner:
             "want_chart": False,
             "sql_only": bool(sql_only),
             "about_schema": False,
+            "explore": False,
             "error": None,
             "chart": None,
             "sql_result": None,

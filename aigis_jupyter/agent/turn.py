@@ -50,6 +50,7 @@ class AigisState(TypedDict, total=False):
     want_chart: bool
     sql_only: bool
     about_schema: bool
+    explore: bool  # a model with native tool calling drives this turn (explore.py)
     error: dict[str, str] | None
 
 
@@ -71,6 +72,11 @@ class TurnContext:
     schema: Any = None  # the SchemaContext of this turn (context.schema_context)
     snapshot: Any = None  # the connection's SchemaSnapshot
     schema_question: Any = None  # describe.SchemaQuestion when the question is about it
+    teaching: Any = None  # deps.Teaching: the connection's verified queries and notes
+    lessons: Any = None  # prompts.Lessons for this question (examples, notes, value hints)
+    values: Any = None  # the connection's databases.values.ValueIndex, when read
+    tool_model: Any = None  # the model with tools bound, when it drives the turn
+    dialect: str | None = None
     choices: tuple[str, ...] = ()  # other models available here, offered when this one fails
 
     @property
@@ -139,6 +145,8 @@ async def call_model(
     max_tokens: int | None = None,
     on_text: Any = None,
     timeout_s: float | None = None,
+    model: Any = None,
+    sink: list[Any] | None = None,
 ) -> str:
     """Stream one model call in a worker thread; hand each piece of text to `on_text`.
 
@@ -147,7 +155,8 @@ async def call_model(
     Passing failures are retried with growing pauses (`faults` has the rule); a reply is
     bounded in silence (`Settings.model_timeout_s`), in length (`faults.MAX_REPLY_CHARS`)
     and in total time (`timeout_s`, default the larger of `MODEL_CALL_TIMEOUT_S` and twice
-    the model timeout).
+    the model timeout). `model` replaces the turn's (one with tools bound, say); `sink`
+    receives the whole reply as one message, tool calls included.
     """
     kwargs: dict[str, Any] = {}
     if stop and ctx.info.prompt_style == "completion":
@@ -165,7 +174,8 @@ async def call_model(
     while True:
         attempt += 1
         try:
-            return await _attempt(ctx, messages, config, kwargs, on_text, timeout_s)
+            return await _attempt(ctx, model or ctx.model, messages, config, kwargs, on_text,
+                                  timeout_s, sink)
         except _Failed as failed:
             fault = replace(failed.fault, detail=ctx.scrub(failed.fault.detail))
             pause = None
@@ -190,8 +200,9 @@ async def _pause(ctx: TurnContext, seconds: float) -> None:
     ctx.check_cancel()
 
 
-async def _attempt(ctx: TurnContext, messages: list[BaseMessage], config: dict[str, Any],
-                   kwargs: dict[str, Any], on_text: Any, timeout_s: float | None) -> str:
+async def _attempt(ctx: TurnContext, model: Any, messages: list[BaseMessage],
+                   config: dict[str, Any], kwargs: dict[str, Any], on_text: Any,
+                   timeout_s: float | None, sink: list[Any] | None = None) -> str:
     """One model call; its HTTP response is closed however it ends (the server sees it)."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
@@ -203,15 +214,18 @@ async def _attempt(ctx: TurnContext, messages: list[BaseMessage], config: dict[s
 
     def produce() -> None:
         stream = None
+        whole = None
         try:
-            stream = ctx.model.stream(messages, config=config, **kwargs)
+            stream = model.stream(messages, config=config, **kwargs)
             for piece in stream:
                 if halt.is_set():
                     break
-                if getattr(piece, "tool_call_chunks", None):
+                if sink is not None:
+                    whole = piece if whole is None else whole + piece
+                elif getattr(piece, "tool_call_chunks", None):
                     put(("tool", None))
                 put(("text", text_of(getattr(piece, "content", piece))))
-            put(("done", None))
+            put(("done", whole))
         except BaseException as exc:
             put(("error", exc))
         finally:  # closing the generator closes the response, mid-stream or not
@@ -247,6 +261,8 @@ async def _attempt(ctx: TurnContext, messages: list[BaseMessage], config: dict[s
                 continue
             heard = loop.time()
             if kind == "done":
+                if sink is not None:
+                    sink.append(value)
                 break
             if kind == "error":
                 if isinstance(value, AigisError):

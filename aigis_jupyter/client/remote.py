@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         ConnectionTest,
         DemoConnection,
         Event,
+        Example,
         Grant,
         Health,
         MessageInfo,
@@ -193,6 +194,24 @@ class RemoteScope:
         return QueryResult(sql=str(meta.get("sql") or sql), columns=[str(c) for c in df.columns],
                            df=df, row_count=len(df), truncated=bool(meta.get("truncated")),
                            duration_ms=float(meta.get("duration_ms") or 0.0))
+
+    # -- teaching ------------------------------------------------------------------------
+    def list_examples(self, ref: str) -> list[Example]:
+        return self._call("GET", _path("connections", ref, "examples"))
+
+    def add_examples(self, ref: str, items: list[Mapping[str, Any]]) -> list[Example]:
+        return self._call("POST", _path("connections", ref, "examples", "import"),
+                          {"examples": [dict(i) for i in items]})
+
+    def update_example(self, ref: str, example_id: str,
+                       data: Mapping[str, Any]) -> Example:
+        return self._call("PUT", _path("connections", ref, "examples", example_id), dict(data))
+
+    def delete_example(self, ref: str, example_id: str) -> None:
+        self._call("DELETE", _path("connections", ref, "examples", example_id))
+
+    def verify_turn(self, thread_id: str) -> Example:
+        return self._call("POST", _path("chat", thread_id, "verify"), {})
 
     # -- threads -------------------------------------------------------------------------
     def create_thread(self, title: str | None = None, *, connection: str | None = None,

@@ -51,7 +51,7 @@ class UserHandler(AigisHandler):
 #: here; what the values mean (names, types, ports, options) is the core's to check.
 CONNECTION_TYPES: dict[str, type | tuple[type, ...]] = {
     "name": str, "db_type": str, "host": str, "port": (int, str), "database": str,
-    "username": str, "password": str, "options": dict, "allow_write": bool}
+    "username": str, "password": str, "options": dict, "allow_write": bool, "notes": str}
 
 
 def _whole(value: Any) -> Any:

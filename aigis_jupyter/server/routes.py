@@ -8,6 +8,7 @@ from typing import Any
 
 from . import handlers as h
 from . import sharing as sh
+from . import teach as te
 from .handlers import AUDIT_LIMIT_MAX
 from .results import PAGE_MAX, RESULT_OFFSET_MAX, ResultHandler
 from .stream import MessageHandler
@@ -101,7 +102,7 @@ def connection_body(*, partial: bool) -> dict[str, Any]:
     from ..databases.engines import DIALECTS
 
     common = {"name": _NAME, "port": _PORT, "password": _TN,
-              "allow_write": {"type": ["boolean", "null"]}}
+              "allow_write": {"type": ["boolean", "null"]}, "notes": _NOTES}
     variants = []
     for name, d in sorted(DIALECTS.items()):
         types = sorted({name, *d.aliases})
@@ -134,8 +135,15 @@ def connection_body(*, partial: bool) -> dict[str, Any]:
                  "host": {"type": "string", "maxLength": 1024, "pattern": _SOME},
                  "port": _PORT, "database": _opt_text(255), "username": _opt_text(255),
                  "password": _TN, "allow_write": {"type": ["boolean", "null"]},
-                 "options": {"type": ["object", "null"],
+                 "notes": _NOTES, "options": {"type": ["object", "null"],
                              "additionalProperties": _OPTION_VALUE}})
+
+
+#: `validation.NOTES_MAX`: what the assistant should know about the data (business terms).
+_NOTES = {**_opt_text(4_000), "description": "business terms and rules for the assistant"}
+#: A verified query (`validation.example`): a question and the SQL a person confirmed.
+_EXAMPLE = _obj({"question": {**_TEXT, "maxLength": 20_000},
+                 "sql": {**_TEXT, "maxLength": 20_000}}, ("question", "sql"))
 
 
 def _new_connection_body() -> dict[str, Any]:
@@ -228,6 +236,21 @@ def route_table() -> list[Route]:
             "delete": Op("Stop sharing it", list[c.Grant],
                          params=(("user", _GRANTEE, "a user name (or give group)"),
                                  ("group", _GRANTEE, "a group name (or give user)")))}),
+        Route("/connections/{connection_id}/examples", te.ExamplesHandler, {
+            "get": Op("The connection's verified queries (an export)", list[c.Example]),
+            "post": Op("Teach a verified query: 201, or 200 when the question was taught "
+                       "before (its SQL is replaced). Its owner only (403 on a shared "
+                       "connection); a statement the guard refuses is a 422",
+                       c.Example, _EXAMPLE, 201)}),
+        Route("/connections/{connection_id}/examples/import", te.ExamplesImportHandler, {
+            "post": Op("Teach many verified queries at once: all or none", list[c.Example],
+                       _obj({"examples": {"type": "array", "items": _EXAMPLE, "minItems": 1,
+                                          "maxItems": 1_000}}, ("examples",)), 201)}),
+        Route("/connections/{connection_id}/examples/{example_id}", te.ExampleHandler, {
+            "put": Op("Change a verified query's question or SQL", c.Example,
+                      _obj({"question": {**_TEXT, "maxLength": 20_000},
+                            "sql": {**_TEXT, "maxLength": 20_000}})),
+            "delete": Op("Remove a verified query", status=204)}),
         Route("/demo", sh.DemoHandler, {
             "post": Op("Build the demo database and register it for you", c.DemoConnection,
                        _obj({"name": {"anyOf": [_NAME, {"type": "null"}]}}))}),
@@ -267,6 +290,9 @@ def route_table() -> list[Route]:
             "post": Op("Pick the thread's model by name or alias (null clears it; an unknown "
                        "model is a 400)", c.ThreadModel,
                        _obj({"name": _MODEL, "model": _MODEL}, minProperties=1))}),
+        Route("/chat/{thread_id}/verify", te.VerifyHandler, {
+            "post": Op("Teach the thread's last answered question with its SQL (a verified "
+                       "query on the thread's connection)", c.Example, _obj({}), 201)}),
         Route("/chat/{thread_id}/cancel", h.CancelHandler, {
             "post": Op("Stop the running turn and its SQL, wherever it runs",
                        _obj({"cancelled": {"type": "boolean"}}, ("cancelled",)), _obj({}))}),

@@ -18,6 +18,7 @@ from .contract import (
     ConnectionTest,
     DemoConnection,
     Event,
+    Example,
     Grant,
     Health,
     MessageInfo,
@@ -122,6 +123,23 @@ class AsyncScope:
                       thread_id: str | None = None) -> QueryResult:
         return await self._run(self.scope.run_sql, ref, sql, max_rows=max_rows,
                                thread_id=thread_id)
+
+    # teaching
+    async def list_examples(self, ref: str) -> list[Example]:
+        return await self._run(self.scope.list_examples, ref)
+
+    async def add_examples(self, ref: str, items: list[Mapping[str, Any]]) -> list[Example]:
+        return await self._run(self.scope.add_examples, ref, items)
+
+    async def update_example(self, ref: str, example_id: str,
+                             data: Mapping[str, Any]) -> Example:
+        return await self._run(self.scope.update_example, ref, example_id, data)
+
+    async def delete_example(self, ref: str, example_id: str) -> None:
+        await self._run(self.scope.delete_example, ref, example_id)
+
+    async def verify_turn(self, thread_id: str) -> Example:
+        return await self._run(self.scope.verify_turn, thread_id)
 
     # threads and messages
     async def create_thread(self, title: str | None = None, *, connection: str | None = None,

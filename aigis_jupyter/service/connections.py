@@ -110,7 +110,8 @@ class ConnectionOps(ScopeBase):
         row = Connection(id=new_id(), owner_id=self.user_id, name=v["name"],
                          db_type=v["db_type"], host=v["host"], port=v["port"],
                          database=v["database"], username=v["username"], options=v["options"],
-                         allow_write=v["allow_write"], created_at=now, updated_at=now)
+                         allow_write=v["allow_write"], notes=v["notes"], created_at=now,
+                         updated_at=now)
         taken = Conflict(f"You already have a connection named {v['name']!r}; pick another "
                          "name or update that one.")
         with self._session() as s:
@@ -156,7 +157,7 @@ class ConnectionOps(ScopeBase):
                 else:
                     password = v["password"] or None
                 for k in ("name", "db_type", "host", "port", "database", "username", "options",
-                          "allow_write"):
+                          "allow_write", "notes"):
                     setattr(row, k, v[k])
                 row.updated_at = datetime.now(timezone.utc)
                 row.password_sealed = self._seal(password, row.id) if password else None

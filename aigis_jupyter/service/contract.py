@@ -67,10 +67,22 @@ class ConnectionInfo(TypedDict):
     has_password: bool
     allow_write: bool
     options: dict[str, str]
+    notes: str | None  # what the assistant should know about this data (business terms)
     shared: bool  # shared with you by its owner: usable, its login details hidden
     created_at: str | None
     updated_at: str | None
     warnings: NotRequired[list[Notice]]
+
+
+class Example(TypedDict):
+    """A verified query: a question and the SQL a person confirmed answers it."""
+
+    id: str
+    connection_id: str
+    question: str
+    sql: str
+    created_at: str | None
+    updated_at: str | None
 
 
 class Grant(TypedDict):
@@ -387,6 +399,14 @@ class ServiceAPI(Protocol):
     def run_sql(self, ref: str, sql: str, *, max_rows: int | None = None,
                 thread_id: str | None = None) -> QueryResult: ...
 
+    # teaching a connection (verified queries; its notes are a connection field)
+    def list_examples(self, ref: str) -> list[Example]: ...
+    def add_examples(self, ref: str, items: list[Mapping[str, Any]]) -> list[Example]: ...
+    def update_example(self, ref: str, example_id: str,
+                       data: Mapping[str, Any]) -> Example: ...
+    def delete_example(self, ref: str, example_id: str) -> None: ...
+    def verify_turn(self, thread_id: str) -> Example: ...
+
     # threads and messages
     def create_thread(self, title: str | None = None, *, connection: str | None = None,
                       model: str | None = None) -> ThreadInfo: ...
@@ -430,6 +450,7 @@ __all__ = [
     "ErrorEvent",
     "ErrorInfo",
     "Event",
+    "Example",
     "ForeignKeyInfo",
     "Health",
     "MessageInfo",

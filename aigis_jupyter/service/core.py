@@ -179,9 +179,10 @@ class AigisService:
         """Drop everything cached for a connection (engine pool, schema snapshot)."""
         if self._engines is not None:
             self._engines.dispose(conn_id)
-        schema = sys.modules.get("aigis_jupyter.databases.schema")
-        if schema is not None:
-            schema.clear_cache(conn_id)
+        for name in ("schema", "values"):  # what was read from the database, if anything
+            cached = sys.modules.get(f"aigis_jupyter.databases.{name}")
+            if cached is not None:
+                cached.clear_cache(conn_id)
 
     def forget_thread(self, thread_id: str) -> None:
         """Drop a deleted thread's checkpoints (if the agent ever ran here)."""

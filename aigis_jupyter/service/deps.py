@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..agent.deps import Teaching
     from ..databases.catalog import SchemaSnapshot
     from ..databases.runs import CancelToken, QueryResult
+    from ..databases.values import ValueIndex
     from .scope import UserScope
 
 
@@ -43,3 +45,17 @@ class TurnDeps:
     def run_sql(self, connection_id: str, sql: str,
                 cancel: CancelToken | None = None) -> QueryResult:
         return self.scope.run_sql(connection_id, sql, thread_id=self.thread_id, cancel=cancel)
+
+    def teaching(self, connection_id: str) -> Teaching:
+        from ..agent.deps import Teaching
+
+        info = self.scope.get_connection(connection_id)
+        examples = tuple((e["question"], e["sql"])
+                         for e in self.scope.list_examples(connection_id))
+        return Teaching(examples=examples, notes=info.get("notes"))
+
+    def values(self, connection_id: str, snap: SchemaSnapshot) -> ValueIndex:
+        from ..databases.values import value_index
+
+        spec = self.scope.connection_spec(connection_id)
+        return value_index(self.scope.service.engines.get(spec), spec, snap)

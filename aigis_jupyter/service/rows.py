@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .contract import (
     AuditEntry,
     ConnectionInfo,
+    Example,
     Grant,
     MessageInfo,
     ModelEntry,
@@ -20,7 +21,15 @@ from .contract import (
 
 if TYPE_CHECKING:
     from ..models import ModelInfo, ModelRegistry
-    from ..store.models import AuditLog, Connection, ConnectionGrant, Message, Thread, User
+    from ..store.models import (
+        AuditLog,
+        Connection,
+        ConnectionGrant,
+        Message,
+        Thread,
+        User,
+        VerifiedQuery,
+    )
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -46,7 +55,13 @@ def connection_info(c: Connection, viewer_id: str) -> ConnectionInfo:
             "database": c.database, "username": None if shared else c.username,
             "has_password": False if shared else bool(c.password_sealed),
             "allow_write": bool(c.allow_write), "options": {} if shared else dict(c.options or {}),
-            "shared": shared, "created_at": iso(c.created_at), "updated_at": iso(c.updated_at)}
+            "notes": c.notes, "shared": shared, "created_at": iso(c.created_at),
+            "updated_at": iso(c.updated_at)}
+
+
+def example_info(e: VerifiedQuery) -> Example:
+    return {"id": e.id, "connection_id": e.connection_id, "question": e.question, "sql": e.sql,
+            "created_at": iso(e.created_at), "updated_at": iso(e.updated_at)}
 
 
 def grant_info(g: ConnectionGrant) -> Grant:

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BadInput, QueryCancelled
 from . import validation
-from .connections import ConnectionOps
 from .contract import (
     Event,
     MessageInfo,
@@ -20,6 +19,7 @@ from .contract import (
     ThreadModel,
     TurnRecord,
 )
+from .examples import ExampleOps
 from .rows import jsonable, message_info, model_entry, thread_info
 from .turns import PROCESS, RunningTurn
 
@@ -33,7 +33,7 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class ThreadOps(ConnectionOps):
+class ThreadOps(ExampleOps):
     def _thread_out(self, s: Any, t: Thread) -> ThreadInfo:
         name = None
         if t.connection_id:

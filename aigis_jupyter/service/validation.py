@@ -10,7 +10,13 @@ from typing import Any
 from ..errors import BadInput
 
 CONNECTION_FIELDS = ("name", "db_type", "host", "port", "database", "username", "password",
-                     "options", "allow_write")
+                     "options", "allow_write", "notes")
+#: Characters of a connection's notes: they enter every SQL prompt on that connection.
+NOTES_MAX = 4_000
+#: Characters of a verified query's SQL (a question is bounded by QUESTION_MAX).
+EXAMPLE_SQL_MAX = 20_000
+#: Verified queries one request may bring (a file imported at once).
+EXAMPLES_PER_REQUEST = 1_000
 MESSAGE_ROLES = ("user", "assistant", "tool", "system")
 NAME_MAX = 100
 #: A question longer than this is refused before anything is stored or sent to a model: no
@@ -114,6 +120,7 @@ def connection(data: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(allow_write, bool):
         raise BadInput("'allow_write' must be true or false.")
     options = _options(data.get("options") or {})
+    notes = opt_str(data, "notes", max_len=NOTES_MAX)
 
     db_type = dialect.name  # aliases (postgresql, mariadb, sqlite3) become the registry key
     if dialect.file_based:
@@ -137,4 +144,29 @@ def connection(data: Mapping[str, Any]) -> dict[str, Any]:
     dialect.check_options(ConnectionSpec(id="", db_type=db_type, options=options))
     return {"name": name, "db_type": db_type, "host": host, "port": port, "database": database,
             "username": user, "password": password, "options": options,
-            "allow_write": allow_write, "file_based": bool(dialect.file_based)}
+            "allow_write": allow_write, "notes": notes, "file_based": bool(dialect.file_based)}
+
+
+def example(data: Any) -> dict[str, str]:
+    """A verified query's fields: a question and one SQL statement, both text."""
+    if not isinstance(data, Mapping):
+        raise BadInput("A verified query is an object with 'question' and 'sql'.")
+    unknown = sorted(set(data) - {"question", "sql", "id"})
+    if unknown:
+        raise BadInput(f"Unknown verified-query field(s): {', '.join(unknown)}. "
+                       "Known fields: question, sql.")
+    q = opt_str(data, "question", max_len=QUESTION_MAX)
+    sql = opt_str(data, "sql", max_len=EXAMPLE_SQL_MAX)
+    if not q or not sql:
+        raise BadInput("A verified query needs both a 'question' and its 'sql'.")
+    return {"question": q, "sql": sql}
+
+
+def question_key(text: str) -> str:
+    """A question folded for comparison: case and spacing ignored, bounded for an index."""
+    import hashlib
+
+    folded = " ".join(text.casefold().split()).rstrip("?.! ")
+    if len(folded) <= 255:
+        return folded
+    return folded[:190] + "#" + hashlib.sha256(folded.encode()).hexdigest()

@@ -77,6 +77,31 @@ class Connection(Base):
     password_sealed: Mapped[str | None] = mapped_column(Text)
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     allow_write: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: what a person wants the assistant to know (business terms, rules); enters SQL prompts
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class VerifiedQuery(Base):
+    """A question and the SQL a person confirmed answers it, on one connection.
+
+    It belongs to the connection's owner (who may share the connection: its users read
+    the examples, only the owner changes them). ``question_key`` is the question folded
+    for comparison (case and spacing), so teaching the same question twice replaces it.
+    """
+
+    __tablename__ = "verified_queries"
+    __table_args__ = (UniqueConstraint("connection_id", "question_key"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    connection_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("connections.id", ondelete="CASCADE"))
+    question: Mapped[str] = mapped_column(Text)
+    question_key: Mapped[str] = mapped_column(String(255))
+    sql: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -177,4 +202,4 @@ class TurnLease(Base):
 
 
 __all__ = ["AuditLog", "Base", "Connection", "ConnectionGrant", "Message", "Thread", "TurnLease",
-           "User", "new_id", "utcnow"]
+           "User", "VerifiedQuery", "new_id", "utcnow"]

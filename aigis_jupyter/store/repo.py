@@ -25,6 +25,7 @@ from .models import (
     Thread,
     TurnLease,
     User,
+    VerifiedQuery,
     utcnow,
 )
 
@@ -69,6 +70,7 @@ class UserRepo:
                    sa.and_(ConnectionGrant.grantee_kind == "user",
                            ConnectionGrant.grantee == user.username))))
         self.s.execute(sa.delete(Message).where(Message.owner_id == user.id))
+        self.s.execute(sa.delete(VerifiedQuery).where(VerifiedQuery.owner_id == user.id))
         self.s.execute(sa.delete(TurnLease).where(TurnLease.owner_id == user.id))
         self.s.execute(sa.delete(Thread).where(Thread.owner_id == user.id))
         self.s.execute(sa.delete(Connection).where(Connection.owner_id == user.id))
@@ -186,6 +188,44 @@ class OwnerRepo:
         self.s.execute(sa.update(AuditLog).where(AuditLog.connection_id == row.id)
                        .values(connection_id=None))
         self.s.execute(sa.delete(ConnectionGrant).where(ConnectionGrant.connection_id == row.id))
+        self.s.execute(sa.delete(VerifiedQuery).where(VerifiedQuery.connection_id == row.id))
+        self.s.delete(row)
+        self.s.flush()
+
+    # -- verified queries -------------------------------------------------------------
+    def examples(self, connection: Connection) -> Sequence[VerifiedQuery]:
+        """A connection's verified queries; `connection` came through `connection()`, so
+        it is yours or shared with you (its users read what its owner taught)."""
+        return self.s.scalars(sa.select(VerifiedQuery).where(
+            VerifiedQuery.connection_id == connection.id,
+            VerifiedQuery.owner_id == connection.owner_id)
+            .order_by(VerifiedQuery.created_at, VerifiedQuery.id)).all()
+
+    def example(self, connection: Connection, example_id: str) -> VerifiedQuery:
+        row = None
+        if isinstance(example_id, str) and example_id:
+            row = self.s.scalars(sa.select(VerifiedQuery).where(
+                VerifiedQuery.id == example_id, VerifiedQuery.connection_id == connection.id,
+                VerifiedQuery.owner_id == connection.owner_id)).one_or_none()
+        if row is None:
+            raise NotFound(f"The connection {connection.name!r} has no verified query "
+                           f"{example_id!r}.")
+        return row
+
+    def example_by_key(self, connection: Connection, key: str) -> VerifiedQuery | None:
+        return self.s.scalars(sa.select(VerifiedQuery).where(
+            VerifiedQuery.connection_id == connection.id,
+            VerifiedQuery.question_key == key)).one_or_none()
+
+    def add_example(self, connection: Connection, row: VerifiedQuery) -> VerifiedQuery:
+        self._own(connection)
+        row.owner_id, row.connection_id = self.owner_id, connection.id
+        self.s.add(row)
+        self.s.flush()
+        return row
+
+    def delete_example(self, row: VerifiedQuery) -> None:
+        self._own(row)
         self.s.delete(row)
         self.s.flush()
 

@@ -17,6 +17,8 @@ import {
   IConnectionInfo,
   IConnectionTest,
   IErrorInfo,
+  IExample,
+  IExampleBody,
   IMessageInfo,
   IModelEntry,
   IThreadInfo,
@@ -136,6 +138,40 @@ export class AigisAPI {
 
   testConnection(id: string): Promise<IConnectionTest> {
     return this.request('POST', `connections/${encodeURIComponent(id)}/test`, {});
+  }
+
+  // -- verified queries (a connection's examples) -------------------------------------
+
+  /** The verified queries of a connection (also of one shared with you). */
+  listExamples(connectionId: string): Promise<IExample[]> {
+    return this.request('GET', examplesPath(connectionId));
+  }
+
+  /**
+   * Save a question and the SQL a person confirmed answers it. The same question again
+   * (case and spacing aside) replaces its SQL. Only the connection's owner can: a shared
+   * connection answers 403; SQL that is not a read query, 422.
+   */
+  addExample(connectionId: string, body: { question: string; sql: string }): Promise<IExample> {
+    return this.request('POST', examplesPath(connectionId), {
+      question: body.question,
+      sql: body.sql
+    });
+  }
+
+  updateExample(connectionId: string, exampleId: string, body: IExampleBody): Promise<IExample> {
+    return this.request(
+      'PUT',
+      `${examplesPath(connectionId)}/${encodeURIComponent(exampleId)}`,
+      body
+    );
+  }
+
+  deleteExample(connectionId: string, exampleId: string): Promise<void> {
+    return this.request(
+      'DELETE',
+      `${examplesPath(connectionId)}/${encodeURIComponent(exampleId)}`
+    );
   }
 
   // -- threads -----------------------------------------------------------------------
@@ -285,6 +321,10 @@ export class AigisAPI {
       yield { type: 'end', full_response: '' };
     }
   }
+}
+
+function examplesPath(connectionId: string): string {
+  return `connections/${encodeURIComponent(connectionId)}/examples`;
 }
 
 /** The server's JSON error as an `AigisError` (any body: proxies answer HTML too). */

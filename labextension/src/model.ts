@@ -7,12 +7,22 @@
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { AigisAPI, AigisError } from './api';
-import { applyEvent, ITurn, newTurn, turnsFromMessages } from './turn';
+import {
+  applyEvent,
+  canVerify,
+  ITurn,
+  newTurn,
+  questionKey,
+  turnsFromMessages,
+  verifyState,
+  VerifyState
+} from './turn';
 import {
   IConnectionBody,
   IConnectionInfo,
   IConnectionTest,
   IErrorInfo,
+  IExample,
   IModelEntry,
   IThreadInfo
 } from './types';
@@ -51,6 +61,11 @@ export class ChatModel {
   openPicker: 'model' | 'connection' | null = null;
   /** The connection manager opens on its "add" form. */
   addConnectionRequested = false;
+  /**
+   * Verified queries by connection id, for the connections whose threads were opened
+   * (they show a turn saved earlier as "Verified"). Reloaded with the panel.
+   */
+  examples = new Map<string, IExample[]>();
 
   private _turns = new Map<string, ITurn[]>();
   private _running = new Map<string, AbortController>();
@@ -125,6 +140,7 @@ export class ChatModel {
       this.threads = threads;
       this.connections = connections;
       this.models = models;
+      this.examples.clear();
       this.loadError = null;
       if (restored?.connectionId && connections.some(c => c.id === restored.connectionId)) {
         this.lastConnectionId = restored.connectionId;
@@ -168,6 +184,7 @@ export class ChatModel {
     this.view = 'chat';
     this._saveState();
     this._emit();
+    void this.loadExamples(this.thread?.connection_id ?? null);
     if (this._running.has(id)) {
       return; // its live turns are here already
     }
@@ -270,6 +287,7 @@ export class ChatModel {
       this._saveState();
     }
     this._emit();
+    void this.loadExamples(connectionId);
   }
 
   async setModel(name: string | null): Promise<void> {
@@ -375,6 +393,93 @@ export class ChatModel {
     }
   }
 
+  // -- verified queries ----------------------------------------------------------------
+
+  /**
+   * Learn a connection's verified queries once (again with `force`). Only for one of the
+   * listed connections; a failure leaves them unknown: the turns still show their button,
+   * and saving says what is wrong.
+   */
+  async loadExamples(connectionId: string | null, force = false): Promise<void> {
+    if (
+      !connectionId ||
+      (!force && this.examples.has(connectionId)) ||
+      !this.connections.some(c => c.id === connectionId)
+    ) {
+      return;
+    }
+    try {
+      this.examples.set(connectionId, await this.api.listExamples(connectionId));
+    } catch {
+      return;
+    }
+    this._emit();
+  }
+
+  /** The "Verify" button's state of a turn of the open thread. */
+  verifyStateOf(turn: ITurn): VerifyState {
+    const connectionId = this.thread?.connection_id ?? null;
+    return verifyState(
+      turn,
+      connectionId,
+      (connectionId && this.examples.get(connectionId)) || []
+    );
+  }
+
+  /**
+   * Save a turn of the open thread (its question and SQL) as a verified query of the
+   * thread's connection. Never throws: a refusal (a connection only shared with you, SQL
+   * that is not a read query) stays on the turn, in the server's words, as `verifyError`.
+   */
+  async verifyTurn(key: string): Promise<void> {
+    const threadId = this.threadId;
+    const turn = this.turns.find(t => t.key === key);
+    if (!threadId || !turn || !canVerify(turn) || turn.verifying) {
+      return;
+    }
+    const update = (patch: Partial<ITurn>) => {
+      this._turns.set(
+        threadId,
+        (this._turns.get(threadId) ?? []).map(t => (t.key === key ? { ...t, ...patch } : t))
+      );
+      this._emit();
+    };
+    const connectionId = this.thread?.connection_id ?? null;
+    if (!connectionId) {
+      update({
+        verifyError: {
+          message: 'This thread has no connection to save the query on. Pick one first.',
+          reason: 'no_connection'
+        }
+      });
+      return;
+    }
+    update({ verifying: true, verifyError: null });
+    try {
+      const example = await this.api.addExample(connectionId, {
+        question: turn.question,
+        sql: turn.sql!
+      });
+      this._rememberExample(connectionId, example);
+      update({ verifying: false, savedOn: connectionId });
+    } catch (err) {
+      update({ verifying: false, verifyError: errorInfo(err) });
+    }
+  }
+
+  /** A saved example replaces the one of its id or question in the cache. */
+  private _rememberExample(connectionId: string, example: IExample): void {
+    const known = this.examples.get(connectionId);
+    if (!known) {
+      return; // not loaded: the turn's `savedOn` marks it
+    }
+    const key = questionKey(example.question);
+    this.examples.set(connectionId, [
+      ...known.filter(e => e.id !== example.id && questionKey(e.question) !== key),
+      example
+    ]);
+  }
+
   // -- connections ---------------------------------------------------------------------
 
   /** Create (id null) or change a connection; `test`: save only if it answers. */
@@ -401,6 +506,7 @@ export class ChatModel {
 
   async deleteConnection(id: string): Promise<void> {
     await this.api.deleteConnection(id);
+    this.examples.delete(id);
     if (this.lastConnectionId === id) {
       this.lastConnectionId = null;
       this._saveState();

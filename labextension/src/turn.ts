@@ -6,6 +6,7 @@
 import {
   ChatEvent,
   IErrorInfo,
+  IExample,
   IMessageInfo,
   ITableData,
   Phase
@@ -18,6 +19,7 @@ export interface ITurn {
   answer: string;
   phase: Phase | null;
   sql: string | null;
+  /** The SQL is a verified query's (the server said so in its `sql` event). */
   verified: boolean;
   table: ITableData | null;
   chart: Record<string, unknown> | null;
@@ -27,7 +29,19 @@ export interface ITurn {
   running: boolean;
   /** Stopped by the user. */
   stopped: boolean;
+  /** "Save as a verified query" is under way. */
+  verifying: boolean;
+  /** The connection this turn's question and SQL were saved on as a verified query. */
+  savedOn: string | null;
+  /** Why saving it failed, in the server's words (a shared connection, SQL refused...). */
+  verifyError: IErrorInfo | null;
 }
+
+/**
+ * Where a turn stands as a verified query, for its "Verify" button:
+ * `none` (no button: no SQL, an error, still running), `ready`, `saving`, `verified`.
+ */
+export type VerifyState = 'none' | 'ready' | 'saving' | 'verified';
 
 /** The progress line a `status` event's phase becomes. */
 export const PHASE_LABELS: Record<Phase, string> = {
@@ -51,7 +65,10 @@ export function newTurn(key: string, question: string): ITurn {
     error: null,
     suggestions: [],
     running: true,
-    stopped: false
+    stopped: false,
+    verifying: false,
+    savedOn: null,
+    verifyError: null
   };
 }
 
@@ -130,6 +147,59 @@ export function turnsFromMessages(messages: IMessageInfo[]): ITurn[] {
     current = null;
   }
   return turns;
+}
+
+/** Can this turn be saved as a verified query: finished, with a question, SQL and no error? */
+export function canVerify(turn: ITurn): boolean {
+  return !turn.running && !turn.error && Boolean(turn.sql?.trim()) && Boolean(turn.question.trim());
+}
+
+/**
+ * A question folded for comparison as the server folds it (`validation.question_key`):
+ * case and spacing ignored, and a closing "?", "." or "!".
+ */
+export function questionKey(text: string): string {
+  return text.toLowerCase().split(/\s+/).filter(Boolean).join(' ').replace(/[?.! ]+$/, '');
+}
+
+/** SQL compared as text, spacing and a closing semicolon aside. */
+export function sameSql(a: string, b: string): boolean {
+  const norm = (s: string) => s.trim().replace(/;+\s*$/, '').split(/\s+/).join(' ');
+  return norm(a) === norm(b);
+}
+
+/** Is this turn's question, with this SQL, one of the connection's verified queries? */
+export function matchesExample(turn: ITurn, examples: readonly IExample[]): boolean {
+  if (!turn.sql) {
+    return false;
+  }
+  const key = questionKey(turn.question);
+  return examples.some(e => questionKey(e.question) === key && sameSql(e.sql, turn.sql!));
+}
+
+/**
+ * The "Verify" button's state on the thread's current connection (`connectionId`), whose
+ * verified queries, as far as loaded, are `examples`.
+ */
+export function verifyState(
+  turn: ITurn,
+  connectionId: string | null,
+  examples: readonly IExample[] = []
+): VerifyState {
+  if (!canVerify(turn)) {
+    return 'none';
+  }
+  if (turn.verifying) {
+    return 'saving';
+  }
+  if (
+    turn.verified ||
+    (connectionId !== null && turn.savedOn === connectionId) ||
+    matchesExample(turn, examples)
+  ) {
+    return 'verified';
+  }
+  return 'ready';
 }
 
 /** The mark of a Vega-Lite spec, for `--chart MARK` (layered specs: let the magic pick). */

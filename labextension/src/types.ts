@@ -32,6 +32,11 @@ export interface IConnectionInfo {
   has_password: boolean;
   allow_write: boolean;
   options: Record<string, string>;
+  /**
+   * What the assistant should know about this data (business terms, rules): it enters
+   * every SQL prompt on this connection. Null (or absent, from an older server): none.
+   */
+  notes?: string | null;
   /** Shared with you by its owner: usable, its login details hidden, not yours to change. */
   shared?: boolean;
   created_at: string | null;
@@ -56,6 +61,27 @@ export interface IConnectionBody {
   username?: string | null;
   password?: string | null;
   allow_write?: boolean | null;
+  /** At most `NOTES_MAX` characters; null or "" removes them. */
+  notes?: string | null;
+}
+
+/** The most characters a connection's notes may have (the server refuses more). */
+export const NOTES_MAX = 4000;
+
+/** A verified query: a question and the SQL a person confirmed answers it, on one connection. */
+export interface IExample {
+  id: string;
+  connection_id: string;
+  question: string;
+  sql: string;
+  created_at: string | null;
+  updated_at: string | null;
+}
+
+/** What adding (or changing) a verified query sends. */
+export interface IExampleBody {
+  question?: string;
+  sql?: string;
 }
 
 export interface IConnectionTest {

@@ -129,6 +129,84 @@ describe('AigisAPI requests', () => {
   });
 });
 
+describe('AigisAPI verified queries', () => {
+  const EXAMPLE = {
+    id: 'e 1',
+    connection_id: 'c/1',
+    question: 'How many regions?',
+    sql: 'SELECT COUNT(*) FROM regions',
+    created_at: null,
+    updated_at: null
+  };
+
+  it('maps list, add, update and delete to the examples routes of a connection', async () => {
+    const { settings, seen } = fakeServer(req => {
+      if (req.method === 'DELETE') {
+        return new Response(null, { status: 204 });
+      }
+      if (req.method === 'GET') {
+        return json([EXAMPLE]);
+      }
+      return json(EXAMPLE, req.method === 'POST' ? 201 : 200);
+    });
+    const api = new AigisAPI(settings);
+    expect(await api.listExamples('c/1')).toEqual([EXAMPLE]);
+    expect(
+      await api.addExample('c/1', { question: 'How many regions?', sql: EXAMPLE.sql })
+    ).toEqual(EXAMPLE);
+    expect(await api.updateExample('c/1', 'e 1', { sql: 'SELECT 5' })).toEqual(EXAMPLE);
+    expect(await api.deleteExample('c/1', 'e 1')).toBeUndefined();
+    expect(seen.map(s => `${s.method} ${s.url.slice(BASE.length)}`)).toEqual([
+      'GET aigis/connections/c%2F1/examples',
+      'POST aigis/connections/c%2F1/examples',
+      'PUT aigis/connections/c%2F1/examples/e%201',
+      'DELETE aigis/connections/c%2F1/examples/e%201'
+    ]);
+    expect(JSON.parse(seen[1].body)).toEqual({ question: 'How many regions?', sql: EXAMPLE.sql });
+    expect(JSON.parse(seen[2].body)).toEqual({ sql: 'SELECT 5' });
+    expect(seen[1].headers['content-type']).toBe('application/json');
+    expect(seen[3].body).toBe('');
+  });
+
+  it("throws the server's refusal: a shared connection (403), SQL that writes (422)", async () => {
+    const answers = [
+      json(
+        {
+          message: "This connection is shared with you: only its owner can teach it.",
+          reason: 'forbidden'
+        },
+        403
+      ),
+      json({ message: 'Only a read query can be verified.', reason: 'sql_refused' }, 422)
+    ];
+    const { settings } = fakeServer(() => answers.shift()!);
+    const api = new AigisAPI(settings);
+    const shared = await api.addExample('c1', { question: 'q', sql: 'SELECT 1' }).catch(e => e);
+    expect(shared).toBeInstanceOf(AigisError);
+    expect(shared.status).toBe(403);
+    expect(shared.reason).toBe('forbidden');
+    expect(shared.message).toBe('This connection is shared with you: only its owner can teach it.');
+    const refused = await api.addExample('c1', { question: 'q', sql: 'DROP TABLE x' }).catch(e => e);
+    expect(refused.status).toBe(422);
+    expect(refused.message).toBe('Only a read query can be verified.');
+  });
+
+  it('sends the notes of a connection with its other fields', async () => {
+    const { settings, seen } = fakeServer(() => json({ id: 'c1', notes: 'revenue = SUM(x)' }));
+    const api = new AigisAPI(settings);
+    const saved = await api.updateConnection('c1', { notes: 'revenue = SUM(x)' });
+    expect(saved.notes).toBe('revenue = SUM(x)');
+    await api.createConnection({ name: 'd', db_type: 'sqlite', host: '/d', notes: null });
+    expect(JSON.parse(seen[0].body)).toEqual({ notes: 'revenue = SUM(x)' });
+    expect(JSON.parse(seen[1].body)).toEqual({
+      name: 'd',
+      db_type: 'sqlite',
+      host: '/d',
+      notes: null
+    });
+  });
+});
+
 describe('AigisAPI.chat (the SSE stream)', () => {
   const turn = [
     frame(1, { type: 'status', phase: 'schema' }),

@@ -1,6 +1,15 @@
 import { cellsToInsert, connectionRef, LOAD_EXT, loadsExtension, sqlCell } from '../cell';
 import { answerMarkdown, tableHtml } from '../html';
-import { applyEvent, chartMark, newTurn, turnsFromMessages } from '../turn';
+import {
+  applyEvent,
+  canVerify,
+  chartMark,
+  newTurn,
+  questionKey,
+  sameSql,
+  turnsFromMessages,
+  verifyState
+} from '../turn';
 import { ChatEvent, IMessageInfo } from '../types';
 
 describe('turns', () => {
@@ -68,6 +77,37 @@ describe('turns', () => {
       ['How many?', 'Five.', 'SELECT 5', false, false],
       ['Stop this', '', null, true, false]
     ]);
+  });
+
+  it('tells which turns can be verified, and which already are', () => {
+    const done = { ...newTurn('k', 'How many regions?'), running: false, sql: 'SELECT 5' };
+    expect(canVerify(done)).toBe(true);
+    expect(canVerify({ ...done, running: true })).toBe(false);
+    expect(canVerify({ ...done, sql: null })).toBe(false);
+    expect(canVerify({ ...done, question: '' })).toBe(false);
+    expect(canVerify({ ...done, error: { message: 'Refused.', reason: 'sql_refused' } })).toBe(
+      false
+    );
+    const example = {
+      id: 'e',
+      connection_id: 'c1',
+      question: '  how MANY   regions ',
+      sql: 'SELECT  5;',
+      created_at: null,
+      updated_at: null
+    };
+    expect(verifyState(done, 'c1')).toBe('ready');
+    expect(verifyState({ ...done, verifying: true }, 'c1')).toBe('saving');
+    expect(verifyState({ ...done, verified: true }, 'c1')).toBe('verified');
+    expect(verifyState({ ...done, savedOn: 'c1' }, 'c1')).toBe('verified');
+    expect(verifyState({ ...done, savedOn: 'c1' }, 'c2')).toBe('ready');
+    expect(verifyState(done, 'c1', [example])).toBe('verified');
+    expect(verifyState(done, 'c1', [{ ...example, sql: 'SELECT 6' }])).toBe('ready');
+    expect(verifyState({ ...done, running: true, verified: true }, 'c1')).toBe('none');
+    // folded as the server folds questions (`validation.question_key`)
+    expect(questionKey(' How  many\tregions?! ')).toBe('how many regions');
+    expect(sameSql('SELECT a\n  FROM t;', 'SELECT a FROM t')).toBe(true);
+    expect(sameSql('SELECT a FROM t', 'SELECT b FROM t')).toBe(false);
   });
 
   it('reads the mark of a chart', () => {

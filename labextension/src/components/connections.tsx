@@ -1,6 +1,7 @@
 /**
  * The connection manager: add, edit, test and delete PostgreSQL, MySQL and SQLite
  * connections. The password is write-only: the form shows whether one is set, never it.
+ * A connection's notes (business terms and rules) teach the assistant about its data.
  */
 
 import { showDialog, Dialog } from '@jupyterlab/apputils';
@@ -15,7 +16,14 @@ import {
 import React, { useEffect, useState } from 'react';
 
 import { ChatModel, errorInfo } from '../model';
-import { DbType, IConnectionBody, IConnectionInfo, IConnectionTest, IErrorInfo } from '../types';
+import {
+  DbType,
+  IConnectionBody,
+  IConnectionInfo,
+  IConnectionTest,
+  IErrorInfo,
+  NOTES_MAX
+} from '../types';
 import { IconButton, Spinner, TextButton } from './common';
 
 const DB_TYPES: { value: DbType; label: string; port: string }[] = [
@@ -176,6 +184,7 @@ interface IFormState {
   password: string;
   removePassword: boolean;
   allow_write: boolean;
+  notes: string;
 }
 
 function initialForm(c: IConnectionInfo | null): IFormState {
@@ -188,7 +197,8 @@ function initialForm(c: IConnectionInfo | null): IFormState {
     username: c?.username ?? '',
     password: '',
     removePassword: false,
-    allow_write: c?.allow_write ?? false
+    allow_write: c?.allow_write ?? false,
+    notes: c?.notes ?? ''
   };
 }
 
@@ -230,6 +240,11 @@ function ConnectionForm(props: {
       b.database = null;
       b.username = null;
       b.password = '';
+    }
+    // sent when they change (a new connection: when there are some); "" would mean none too
+    const notes = f.notes.trim();
+    if (notes !== (connection?.notes ?? '').trim()) {
+      b.notes = notes || null;
     }
     return b;
   };
@@ -336,6 +351,23 @@ function ConnectionForm(props: {
         />
         Allow statements that change data (off: read-only)
       </label>
+      <div className="jp-AigisChat-field">
+        <label htmlFor={`aigis-${id}-notes`}>Notes</label>
+        <textarea
+          id={`aigis-${id}-notes`}
+          className="jp-mod-styled jp-AigisChat-notes"
+          rows={4}
+          maxLength={NOTES_MAX}
+          value={f.notes}
+          placeholder="Business terms and rules the assistant should know, e.g. 'revenue means the sum of Invoice.Total'"
+          aria-describedby={`aigis-${id}-notes-hint`}
+          onChange={e => set('notes', e.target.value)}
+        />
+        <div id={`aigis-${id}-notes-hint`} className="jp-AigisChat-hint">
+          The assistant reads them with every question on this connection.{' '}
+          {f.notes.length.toLocaleString()} / {NOTES_MAX.toLocaleString()} characters.
+        </div>
+      </div>
       {error && (
         <div className="jp-AigisChat-error" role="alert">
           {error.message}

@@ -2,7 +2,7 @@
  * One question and its answer: the progress line while it runs, the answer in
  * markdown, the SQL (collapsible, copyable), the result table and chart (rendered by
  * JupyterLab's renderers), an inline error with its action, follow-up suggestions,
- * and "Insert into notebook".
+ * "Insert into notebook" and "Verify" (save the question and SQL as a verified query).
  */
 
 import { Clipboard } from '@jupyterlab/apputils';
@@ -16,6 +16,7 @@ import { IAction, IErrorInfo } from '../types';
 import { IconButton, Spinner, TextButton } from './common';
 import { answerMarkdown, tableHtml } from '../html';
 import { MimeView } from './mimeview';
+import { VerifyButton } from './verify';
 
 export const VEGALITE_MIME = 'application/vnd.vegalite.v5+json';
 
@@ -63,6 +64,8 @@ export function TurnView(props: ITurnViewProps): JSX.Element {
 
   const showAnswer = turn.answer.length > 0;
   const finished = !turn.running;
+  const verify = model.verifyStateOf(turn);
+  const canInsertHere = finished && Boolean(turn.sql) && Boolean(turn.table);
   return (
     <article
       className="jp-AigisChat-turn"
@@ -154,21 +157,31 @@ export function TurnView(props: ITurnViewProps): JSX.Element {
             ))}
           </div>
         )}
-        {finished && turn.sql && turn.table && (
+        {(canInsertHere || verify !== 'none') && (
           <div className="jp-AigisChat-turnActions">
-            <IconButton
-              icon={notebookIcon}
-              label="Insert into notebook"
-              text="Insert into notebook"
-              disabled={!props.canInsert || inserting === 'Inserting…'}
-              title={
-                props.canInsert
-                  ? 'Add cells that rerun this SQL (no model) to the active notebook'
-                  : 'This thread has no connection to run the SQL on'
-              }
-              onClick={() => void insert()}
-            />
+            {canInsertHere && (
+              <IconButton
+                icon={notebookIcon}
+                label="Insert into notebook"
+                text="Insert into notebook"
+                disabled={!props.canInsert || inserting === 'Inserting…'}
+                title={
+                  props.canInsert
+                    ? 'Add cells that rerun this SQL (no model) to the active notebook'
+                    : 'This thread has no connection to run the SQL on'
+                }
+                onClick={() => void insert()}
+              />
+            )}
             {inserting && <span className="jp-AigisChat-caption">{inserting}</span>}
+            <VerifyButton
+              state={verify}
+              error={turn.verifyError}
+              unavailable={
+                props.canInsert ? null : 'This thread has no connection to save the query on'
+              }
+              onVerify={() => void model.verifyTurn(turn.key)}
+            />
           </div>
         )}
       </div>

@@ -122,6 +122,10 @@ class Settings:
         "Read the few distinct values of short text columns (never personal-looking ones) "
         "so that a question's words can be matched to real values.", "AIGIS_VALUE_HINTS",
         default=True)
+    agent_tools: bool = _opt(
+        "Let models with native tool calling drive their turn (look-ups, several queries, "
+        "answers without SQL); off: every model takes the fixed two-call path.",
+        "AIGIS_AGENT_TOOLS", default=True)
     agent_max_steps: int = _opt(
         "Tool calls a model with native tool calling may make in one turn (look-ups and "
         "queries) before it must answer.", "AIGIS_AGENT_MAX_STEPS", default=6)

@@ -1,5 +1,5 @@
-"""B4-sse — streaming over HTTP: delay from the model emitting a token to an SSE client
-reading it, through a real `jupyter server` with the extension.
+"""B4-sse — streaming over HTTP: delay from the model emitting a sentence's last token to
+an SSE client reading the sentence, through a real `jupyter server` with the extension.
 
 The scripted `stamped` model (`server_ext.py`) writes B4's answer one word every 20 ms and
 appends to each word the `time.monotonic()` at which it emitted it; the client (this
@@ -32,8 +32,10 @@ async def _bare(srv: Any, n: int) -> list[float]:
 
 
 def _chunk_delays(events: list[tuple[float, dict[str, Any]]]) -> list[float]:
-    return [arrived - t for arrived, e in events if e.get("type") == "chunk"
-            for t in stamps(str(e.get("content", "")))]
+    """Per chunk, from its last token's stamp (a sentence's end: the answer is sent a
+    checked sentence at a time) to its arrival."""
+    return [arrived - found[-1] for arrived, e in events if e.get("type") == "chunk"
+            if (found := stamps(str(e.get("content", ""))))]
 
 
 def run(ctx: Ctx) -> dict[str, Any]:
@@ -54,7 +56,7 @@ def run(ctx: Ctx) -> dict[str, Any]:
         floor += asyncio.run(_bare(srv, len(delays)))
     ratio = med(ours) / med(floor) if med(floor) > 0 else None
     return result(
-        "B4-sse", "Token -> SSE client delay (scripted model, 20 ms per token, real HTTP)",
+        "B4-sse", "Sentence end -> SSE client delay (scripted model, 20 ms per token, real HTTP)",
         measured={
             "tokens": len(ours),
             "median_ms": ms(med(ours)),

@@ -1,9 +1,12 @@
-"""B4 — streaming: delay from the model emitting a token to the magic's display showing it.
+"""B4 — streaming: delay from the model emitting a sentence's last token to the magic's
+display showing the sentence.
 
 `%%aigis` runs in a real IPython shell on a real store, agent and Chinook connection; the
 scripted model writes its answer one word every 20 ms (a brisk real model) and stamps
-each token as it yields it. A recording display publisher stamps every display update;
-a token's delay is the time until the first update whose text contains the answer so far.
+each token as it yields it. A recording display publisher stamps every display update.
+The agent shows an answer a sentence at a time, once the sentence is checked against the
+result (`agent/grounding.py`), so the delay measured is from the token that ends a
+sentence to the first update whose text contains the answer up to there.
 Measured with the magic as shipped (`AigisMagics.update_interval`, which batches display
 updates), with `update_interval = 0.02`, and with updates on every token (the pipeline's
 own latency).
@@ -19,13 +22,17 @@ from typing import Any
 from .common import Ctx, med, ms, pct, result, stamped_publisher, tmpdir
 
 QUESTION = "How many customers are there?"
-ANSWER = (
-    "There are 59 customers in the Chinook database. They come from 24 countries, with "
-    "the United States, Canada and Brazil the largest groups; every one of them has a "
-    "support representative among the sales staff, and most have bought several "
-    "albums over the years covered by the invoices, which run from 2009 to 2013 and "
-    "add up to a little over two thousand three hundred dollars in all."
-)
+#: The answer, true to its result (59 customers): the agent shows an answer a whole
+#: sentence at a time, once checked against the result, so an invented figure would be
+#: replaced. Lower case throughout, so that B4-sse's stamps (letters) name nothing.
+SENTENCES = [
+    "there are 59 customers in the store.",
+    "every one of them is a row of the customer table, counted once.",
+    "the count covers each customer the store has, whatever country they live in.",
+    "nothing else was filtered or left out of that count, so it is the whole list.",
+]
+ANSWER = " ".join(SENTENCES)
+SHORT_ANSWER = " ".join(SENTENCES[:2])  # --quick
 TOKEN_DELAY_S = 0.020
 #: A smaller redraw interval to compare with (`%config AigisMagics.update_interval = 0.02`).
 SUGGESTED_INTERVAL_S = 0.02
@@ -36,6 +43,8 @@ SUGGESTED_INTERVAL_S = 0.02
 def _delays(emitted: list[tuple[float, str]], records: list[tuple[float, str]]) -> list[float]:
     out = []
     for t_emit, so_far in emitted:
+        if not so_far.rstrip().endswith((".", "!", "?")):
+            continue  # mid-sentence: held until the sentence is complete and checked
         want = so_far.strip()
         shown = next((t for t, text in records if t >= t_emit and want in text), None)
         if shown is None:
@@ -55,7 +64,7 @@ def run(ctx: Ctx) -> dict[str, Any]:
     from .scripted import ScriptedModel, register, text_of
 
     turns = ctx.size(3, 1)
-    answer = ANSWER if not ctx.quick else " ".join(ANSWER.split()[:12])
+    answer = ANSWER if not ctx.quick else SHORT_ANSWER
     tmp = tmpdir(ctx, "aigis_b4_")
     db = tmp / "chinook.sqlite"
     shutil.copy(chinook_spec().host, db)
@@ -103,7 +112,7 @@ def run(ctx: Ctx) -> dict[str, Any]:
 
     shipped_d, every_d = figures[shipped], figures[0.0]
     magic = result(
-        "B4", "Token -> magic display delay (scripted model, 20 ms per token)",
+        "B4", "Sentence end -> magic display delay (scripted model, 20 ms per token)",
         measured={
             "tokens": len(shipped_d),
             "median_ms": ms(med(shipped_d)),

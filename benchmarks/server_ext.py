@@ -3,8 +3,10 @@ next to `aigis_jupyter` by `jserver.JupyterServer(bench_ext=True)`:
 
 * the scripted models, registered in the extension's service when it is built:
   `stamped` (B4-sse) writes the answer one word every 20 ms and appends to each word the
-  `time.monotonic()` at which it emitted it, `[t=...]`; `scripted` (B5) is the same model
-  without stamps. Both answer the SQL call with `SELECT COUNT(*) … FROM Customer`;
+  `time.monotonic()` at which it emitted it, spelt in letters (`[tbcdk...]`: digits as
+  a-j, the point as k) so that the answer's check against its result sees no number in
+  it; `scripted` (B5) is the same model without stamps. Both answer the SQL call with
+  `SELECT COUNT(*) … FROM Customer`;
 * `POST /aigis-bench/sse?n=&delay=`: a bare Server-Sent Events handler writing stamped
   `chunk` events from the event loop every `delay` seconds: B4-sse's baseline, the
   transport's own floor on the same server and connection;
@@ -28,23 +30,25 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-STAMP = re.compile(r"\[t=(\d+\.\d+)\]")
+STAMP = re.compile(r"\[t([a-k]+)\]")
 TOKEN_DELAY_S = 0.020
 SQL = "SELECT COUNT(*) AS customers FROM Customer"
+_SPELL = str.maketrans("0123456789.", "abcdefghijk")
+_READ = str.maketrans("abcdefghijk", "0123456789.")
 
 
 def stamp() -> str:
-    return f"[t={time.monotonic():.6f}]"
+    return f"[t{f'{time.monotonic():.6f}'.translate(_SPELL)}]"
 
 
 def stamps(text: str) -> list[float]:
-    return [float(s) for s in STAMP.findall(text)]
+    return [float(s.translate(_READ)) for s in STAMP.findall(text)]
 
 
 def _models() -> list[Any]:
     from langchain_core.outputs import ChatGenerationChunk
 
-    from .b4_stream import ANSWER
+    from .b4_stream import ANSWER, SHORT_ANSWER
     from .scripted import ScriptedModel, text_of, tokens
 
     def is_sql_call(messages: list[Any]) -> bool:
@@ -76,10 +80,8 @@ def _models() -> list[Any]:
                 time.sleep(self.token_delay)
                 yield ChatGenerationChunk(message=AIMessageChunk(content=f"{tok} {stamp()}"))
 
-    short = " ".join(ANSWER.split()[:12])
-
     def respond_short(messages: list[Any]) -> str:
-        return SQL if is_sql_call(messages) else short
+        return SQL if is_sql_call(messages) else SHORT_ANSWER
 
     return [("stamped", StampedModel(responder=respond, token_delay=TOKEN_DELAY_S)),
             ("scripted", QuietModel(responder=respond_short, token_delay=TOKEN_DELAY_S))]

@@ -124,7 +124,8 @@ async def test_repair_after_sql_error(settings, deps) -> None:
 async def test_refused_statement_is_an_error_event(settings, deps, shop: Path) -> None:
     settings.sql_repairs = 2
     runner, _ = make_runner(settings, deps, ["DELETE FROM customers"] * 3)
-    events = await turn(runner, "Remove all customers")
+    # a question the model answers with a write (a plain "remove ..." never reaches it)
+    events = await turn(runner, "What would the table look like without customers?")
     ks = kinds(events)
     assert ks.count("sql") == 3 and "table" not in ks and "chunk" not in ks
     err = next(e for e in events if e["type"] == "error")
@@ -188,7 +189,8 @@ async def test_unknown_model_and_no_connection(settings, deps) -> None:
 async def test_model_failing_mid_stream_keeps_thread_usable(settings, deps) -> None:
     runner, _ = make_runner(settings, deps, [
         "SELECT COUNT(*) AS n FROM customers",
-        f"There are {FAIL}",
+        f"There are {FAIL}",  # half a sentence, never shown: asked again
+        f"There are 25 customers. Most of {FAIL}",  # a sentence shown: not asked again
         "SELECT COUNT(*) AS n FROM products",
         "There are 9 products.",
     ])
@@ -198,7 +200,7 @@ async def test_model_failing_mid_stream_keeps_thread_usable(settings, deps) -> N
     err = events[-2]
     assert err["reason"] == "model_error"
     assert "scripted" in err["message"] and err["action"]["kind"] == "pick_model"
-    assert chunks(events) == ""  # half a sentence was never checked, so never shown
+    assert chunks(events) == "There are 25 customers. "  # what was shown before the failure
     # the thread goes on
     events = await turn(runner, "How many products are there?")
     assert "error" not in kinds(events)

@@ -74,7 +74,7 @@ def test_help_and_version(env: dict[str, str]) -> None:
 def test_health_and_db_upgrade(env: dict[str, str], tmp_path: Path) -> None:
     h = json.loads(aigis(env, "health").stdout)
     assert h["ok"] and h["store"]["at_head"] and h["store"]["journal_mode"] == "wal"
-    assert "at revision 0003 (head 0003)" in aigis(env, "db", "upgrade").stdout
+    assert "at revision 0004 (head 0004)" in aigis(env, "db", "upgrade").stdout
     assert (tmp_path / "data" / "aigis.sqlite").exists()
     assert not (tmp_path / "data" / "master.key").exists()  # no secret needed yet
 

@@ -203,3 +203,43 @@ async def test_models_without_tools_keep_the_fixed_path(settings, deps) -> None:
     assert kinds(events)[:3] == ["status:schema", "status:sql", "sql"]
     assert "Reply with the SQL only" in model.prompt_text(0)  # the fixed path's SQL prompt
     assert runner.state("t1")["messages"][1]["tool_calls"][0]["name"] == "ask_database"
+
+
+async def test_the_tool_loop_over_a_real_openai_compatible_server(settings, shop,
+                                                                  monkeypatch) -> None:
+    """The same loop through the product's own client for `LM_STUDIO_ENDPOINT` models: tool
+    definitions go out, streamed tool calls come back, and a reply that is SQL as text (a
+    model that ignores its tools) is run as the query it meant."""
+    from fake_openai import FakeOpenAI, tool_call
+
+    from aigis_jupyter.service import AigisService
+
+    with FakeOpenAI() as fake:
+        monkeypatch.setenv("LM_STUDIO_ENDPOINT", fake.root)
+        svc = AigisService(settings)
+        try:
+            scope = svc.user("alice")
+            scope.create_connection({"name": "shop", "db_type": "sqlite", "host": str(shop)})
+            tid = scope.create_thread("t", connection="shop", model="qwen3-8b")["id"]
+            fake.script(
+                tool_call("look_up_values", json.dumps(
+                    {"table": "orders", "column": "status", "text": "canceled"})),
+                tool_call("ask_database", json.dumps(
+                    {"query": "SELECT COUNT(*) AS n FROM orders WHERE status = 'cancelled'"})),
+                "24 orders were cancelled.",
+                "SELECT COUNT(*) AS n FROM customers",  # no tool call: SQL as text
+                "There are 25 customers.")
+            events = [e async for e in scope.chat(tid, "How many orders were canceled?")]
+            assert chunks(events) == "24 orders were cancelled."
+            assert [e["sql"] for e in events if e["type"] == "sql"] == [
+                "SELECT COUNT(*) AS n FROM orders WHERE status = 'cancelled'"]
+            first = fake.chats()[0].body
+            assert {t["function"]["name"] for t in first["tools"]} == {
+                "ask_database", "look_up_values", "ask_analyst"}
+            roles = [m["role"] for m in fake.chats()[2].body["messages"]]
+            assert roles[-4:] == ["assistant", "tool", "assistant", "tool"]
+            events = [e async for e in scope.chat(tid, "And how many customers?")]
+            assert chunks(events) == "There are 25 customers."
+            assert any(e["type"] == "table" and e["rows"] == [[25]] for e in events)
+        finally:
+            svc.close()

@@ -169,7 +169,9 @@ def test_refused_sql_is_an_error_not_a_write(env, demo_db):
     shell, rec, _m, _s, script = env
     before = demo_count(demo_db, "SELECT COUNT(*) FROM customers")
     script("DELETE FROM customers", "DELETE FROM customers", "DELETE FROM customers", "x")
-    res = shell.run_cell("%%aigis --conn demo --model scripted --no-chart\nDelete every customer")
+    # a question the model answers with a write (a plain "delete ..." never reaches it)
+    res = shell.run_cell("%%aigis --conn demo --model scripted --no-chart\n"
+                         "What if there were no customers?")
     assert res.result is None
     assert "Error" in rec.records[-1]["data"]["text/plain"]
     assert demo_count(demo_db, "SELECT COUNT(*) FROM customers") == before

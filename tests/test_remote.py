@@ -76,6 +76,18 @@ def test_the_remote_client_is_the_service_over_http(service: tuple[str, str],
     assert remote.get_thread(tid)["connection_name"] == "demo"
     schema = remote.schema("demo")
     assert {t["name"] for t in schema["tables"]} >= {"customers", "orders"}
+    # teaching, over HTTP as in process
+    [ex] = remote.add_examples("demo", [{"question": "How many customers?",
+                                         "sql": "SELECT COUNT(*) FROM customers"}])
+    assert remote.list_examples("demo") == [ex]
+    assert remote.update_example("demo", ex["id"], {"question": "Customers?"})[
+        "question"] == "Customers?"
+    with pytest.raises(SQLRefused):
+        remote.add_examples("demo", [{"question": "wipe", "sql": "DELETE FROM customers"}])
+    remote.delete_example("demo", ex["id"])
+    assert remote.list_examples("demo") == []
+    with pytest.raises(NotFound):
+        remote.verify_turn(tid)  # a schema answer has no SQL to verify
 
 
 def test_the_magics_in_hub_mode_go_through_the_service(service: tuple[str, str],

@@ -314,8 +314,9 @@ async def test_events_stream_as_they_are_produced(call: Any, service: Any, sse_c
     await call("alice", "POST", "connections", {"name": "demo", "db_type": "sqlite",
                                                 "host": demo_path})
     tid = (await call("alice", "POST", "chat/thread", {"connection": "demo"})).json["id"]
-    words = " ".join(f"w{i}" for i in range(8))
-    script(service, "SELECT COUNT(*) AS n FROM regions", words, delay=0.15)
+    # eight short sentences: the answer is sent a checked sentence at a time
+    words = " ".join(f"part {n}." for n in "one two three four five six seven eight".split())
+    script(service, "SELECT COUNT(*) AS n FROM regions", words, delay=0.08)
     status, headers, events, writer = await sse_call(
         f"chat/{tid}/message", {"text": "How many regions?", "model": "scripted"})
     assert " 200 " in status and headers["content-type"].startswith("text/event-stream")

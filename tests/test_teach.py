@@ -201,7 +201,10 @@ async def test_rest_teach_routes(call: Any, jp_serverapp: Any, tmp_path: Path) -
                                                        "model": "scripted"})).json["id"]
     sse = await call("alice", "POST", f"chat/{tid}/message", {"text": "Customers count?",
                                                               "chart": False})
-    assert sse.events()[-1]["type"] == "end"
+    events = sse.events()
+    assert events[-1]["type"] == "end"
+    suggested = [e for e in events if e["type"] == "suggestions"]
+    assert suggested and all(isinstance(q, str) for q in suggested[0]["suggestions"])
     verified = await call("alice", "POST", f"chat/{tid}/verify", {})
     assert verified.status == 201 and verified.json["question"] == "Customers count?"
 

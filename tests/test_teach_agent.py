@@ -247,3 +247,18 @@ def test_lessons_render_in_both_prompt_styles() -> None:
     chat = "\n".join(str(m.content) for m in prompts.sql_messages("q", "schema", "sqlite", (),
                                                                   lessons))
     assert "n1" in chat and "t.c has the value 'x'" in chat and "SELECT 1" in chat
+
+
+def test_by_meaning_a_paraphrase_with_no_shared_word_finds_its_example() -> None:
+    """The `embeddings` extra (in the test environment): a packaged MiniLM, offline."""
+    from aigis_jupyter.agent.verified import ranker
+
+    assert ranker("auto") == "embedding", "the test environment installs the embeddings extra"
+    taught = (("Which 5 customers spent the most?", "SELECT 1"),
+              ("How many albums are there?", "SELECT 2"),
+              ("List the names of all genres.", "SELECT 3"))
+    question = "the five biggest spenders among our clients"
+    assert similar(question, taught, how="lexical") == []  # no word in common
+    found = similar(question, taught, how="embedding")
+    assert found and found[0].question == "Which 5 customers spent the most?"
+    assert all(0 < f.score <= 1.0001 for f in found)

@@ -51,6 +51,10 @@ class AgentDeps(Protocol):
         """The connection's verified queries and notes."""
         ...
 
+    def writable(self, connection_id: str) -> bool:
+        """Whether the connection was opened for writing (`allow_write`)."""
+        ...
+
     def values(self, connection_id: str, snap: SchemaSnapshot) -> ValueIndex:
         """The few distinct values of its short text columns (cached by fingerprint)."""
         ...
@@ -118,6 +122,10 @@ class SpecDeps:
     def teaching(self, connection_id: str) -> Teaching:
         self._check(connection_id)
         return Teaching(examples=self.examples, notes=self.notes)
+
+    def writable(self, connection_id: str) -> bool:
+        self._check(connection_id)
+        return bool(self.spec.allow_write)
 
     def values(self, connection_id: str, snap: SchemaSnapshot) -> ValueIndex:
         from ..databases.values import value_index

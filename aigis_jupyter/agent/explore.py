@@ -80,7 +80,8 @@ LOOKUP_VALUES = 20
 
 def tool_model(ctx: TurnContext) -> Any:
     """The turn's model with the tools bound, or None when it cannot call tools natively."""
-    if not ctx.info.supports_tools or ctx.info.prompt_style != "chat":
+    if (not ctx.info.supports_tools or ctx.info.prompt_style != "chat"
+            or not getattr(ctx.settings, "agent_tools", True)):
         return None
     try:
         return ctx.model.bind_tools(TOOLS)
@@ -177,18 +178,20 @@ class _Loop:
                      if h.column == col.name]
             found = found or [v for v in known if text.casefold() in v.casefold()]
         else:  # not indexed (many values, or personal-looking): ask the database, guarded
-            found = await self._like(name, col.name, text)
+            found = await self._like(t, col.name, text)
         note = (f"{name}.{col.name} values like {text!r}: "
                 + (", ".join(repr(v) for v in found[:LOOKUP_VALUES]) if found else "none found"))
         self.write(events.tool_result(note))
         return note, None, "success"
 
-    async def _like(self, table: str, column: str, text: str) -> list[str]:
+    async def _like(self, table: Any, column: str, text: str) -> list[str]:
         from sqlglot import exp
+
+        from ..databases.values import table_expr
 
         col = exp.column(column, quoted=True)
         pattern = exp.Literal.string(f"%{text.lower()}%")
-        q = (exp.select(col).distinct().from_(exp.to_table(table, dialect=self.dialect))
+        q = (exp.select(col).distinct().from_(table_expr(self.ctx.snapshot, table))
              .where(exp.Like(this=exp.Lower(this=col), expression=pattern))
              .limit(LOOKUP_VALUES))
         try:
@@ -217,14 +220,26 @@ async def explore(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str,
             text = await call_model(ctx, msgs, node="agent", model=model, sink=sink)
             reply = sink[0] if sink and sink[0] is not None else AIMessage(text)
             calls = list(getattr(reply, "tool_calls", None) or [])
-            if not calls:
-                break
-            if used + len(calls) > budget:
+            unread = list(getattr(reply, "invalid_tool_calls", None) or [])
+            if not calls and not unread:
+                calls = _sql_as_call(text_of(reply.content))
+                if not calls:
+                    break  # the final answer
+            if used + max(1, len(calls)) > budget:
                 raise ModelError(
                     f"The model '{ctx.info.name}' kept calling tools without answering "
                     f"({used} tool calls, the limit is {budget}). Ask a narrower question, "
                     "or pick another model.", reason="agent_loop",
                     action=action("pick_model", choices=list(ctx.choices)))
+            if not calls:  # tool calls it sent but nobody can read: say so, once per call
+                used += 1
+                why = "; ".join(str(u.get("error") or "arguments are not valid JSON")
+                                for u in unread)
+                write(events.tool_result(f"The model's tool call could not be read ({why})."))
+                msgs += [AIMessage(text_of(reply.content)), HumanMessage(
+                    f"Your tool call could not be read ({why}). Call the tool again with "
+                    "valid JSON arguments, or answer.")]
+                continue
             ai = AIMessage(text_of(reply.content), tool_calls=[
                 {"name": c["name"], "args": c.get("args") or {},
                  "id": c.get("id") or f"call_{uuid.uuid4().hex[:12]}", "type": "tool_call"}
@@ -260,6 +275,21 @@ async def explore(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str,
                   charted=loop.chart is not None)
     return {"sql_result": loop.sql_result, "chart": loop.chart,
             "messages": [*loop.recorded, AIMessage(answer)]}
+
+
+def _sql_as_call(text: str) -> list[dict[str, Any]]:
+    """A reply that is a query written as text (some servers drop tool calls, some models
+    ignore them) is read as the `ask_database` call it meant."""
+    from .sqltext import extract_sql
+
+    body = text.strip()
+    if not body.lower().startswith(("select", "with", "```")):
+        return []
+    statement = extract_sql(body)
+    if not statement:
+        return []
+    return [{"name": "ask_database", "args": {"query": statement},
+             "id": f"call_{uuid.uuid4().hex[:12]}", "type": "tool_call"}]
 
 
 def _grounded(ctx: TurnContext, text: str, sql_result: dict[str, Any] | None,

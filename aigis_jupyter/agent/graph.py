@@ -34,7 +34,7 @@ from ..errors import (
     QueryTimeout,
     SQLRefused,
 )
-from . import describe, events, explore, grounding, prompts, steps
+from . import describe, events, explore, grounding, intent, prompts, steps
 from .sqltext import complete_group_by, extract_sql
 from .steps import turns
 from .turn import AigisState, TurnContext, call_model
@@ -88,12 +88,19 @@ async def schema_node(state: AigisState, runtime: Runtime[TurnContext]) -> dict[
         )
         ctx.schema, ctx.snapshot = sc, snap
         ctx.schema_question = describe.schema_question(state["question"], snap)
-        if ctx.schema_question is None:
-            await asyncio.to_thread(steps.learn, ctx, state["connection"], state["question"], snap)
         if not state.get("sql_only") and not chart_only(state["question"]):
             ctx.tool_model = explore.tool_model(ctx)
+        kind = "data"  # asked for the SQL alone (sql_only), the user gets the SQL
+        if ctx.schema_question is None and not state.get("sql_only"):
+            kind = intent.intent(state["question"])
+        if kind == "change" and await asyncio.to_thread(ctx.deps.writable, state["connection"]):
+            kind = "data"  # a connection opened for writing: the model writes the statement
+        if kind == "chat" and ctx.tool_model is not None:
+            kind = "data"  # a model that drives its turn answers without a query itself
+        if ctx.schema_question is None and kind == "data":
+            await asyncio.to_thread(steps.learn, ctx, state["connection"], state["question"], snap)
         return {"db_schema": sc.text, "about_schema": ctx.schema_question is not None,
-                "explore": ctx.tool_model is not None}
+                "explore": ctx.tool_model is not None, "intent": kind}
     except AigisError as exc:
         return steps.fail(exc, ctx)
 
@@ -220,10 +227,11 @@ async def answer(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, 
         sent.append(text)
         write(events.chunk(text))
 
-    def on_text(piece: str) -> None:
+    def on_text(piece: str) -> bool:
         shown = check.feed(piece)
         if shown:
             emit(shown)
+        return bool(sent)
 
     write(events.status("answering"))
     try:
@@ -232,10 +240,11 @@ async def answer(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, 
             prompt = prompts.answer_completion(question, res.get("sql") or "", preview)
             await call_model(ctx, [HumanMessage(prompt)], node="answer",
                              stop=prompts.ANSWER_STOP, max_tokens=LOCAL_ANSWER_TOKENS,
-                             on_text=on_text)
+                             on_text=on_text, on_retry=check.drop_held)
         else:
             msgs = prompts.answer_messages(question, res.get("sql") or "", preview)
-            await call_model(ctx, msgs, node="answer", on_text=on_text)
+            await call_model(ctx, msgs, node="answer", on_text=on_text,
+                             on_retry=check.drop_held)
         held = check.flush()
         if held:
             emit(held)
@@ -259,6 +268,8 @@ def _after_schema(state: AigisState) -> str:
         return END
     if state.get("about_schema"):
         return "describe_schema"
+    if state.get("intent") in ("change", "chat"):
+        return "converse"
     return "explore" if state.get("explore") else "ask_database"
 
 
@@ -272,6 +283,24 @@ async def describe_schema(state: AigisState, runtime: Runtime[TurnContext]) -> d
     write(events.tool_result("Answered from the schema; no query was run."))
     write(events.chunk(text))
     steps.suggest(ctx, state["question"], None, None)
+    return {"sql_result": None, "messages": [AIMessage(text)]}
+
+
+async def converse(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+    """A message that is not a question for the database, answered without a query: a
+    change to a read-only connection is refused, a greeting gets what can be asked."""
+    ctx = runtime.context
+    write = get_stream_writer()
+    question = state["question"]
+    if state.get("intent") == "change":
+        text = intent.read_only_answer()
+    else:
+        tables = [ctx.snapshot.qualified(t) for t in ctx.snapshot.tables]
+        text = intent.chat_answer(tables, greeting=intent.is_greeting(question))
+    write(events.status("answering"))
+    write(events.tool_result("No query was run."))
+    write(events.chunk(text))
+    steps.suggest(ctx, question, None, None)
     return {"sql_result": None, "messages": [AIMessage(text)]}
 
 
@@ -294,10 +323,12 @@ def build_graph(checkpointer: Any = None) -> Any:
     g.add_node("ask_analyst", ask_analyst)
     g.add_node("answer", answer)
     g.add_node("explore", explore.explore)
+    g.add_node("converse", converse)
     g.add_edge(START, "schema")
     g.add_conditional_edges("schema", _after_schema,
-                            ["ask_database", "describe_schema", "explore", END])
+                            ["ask_database", "describe_schema", "explore", "converse", END])
     g.add_edge("explore", END)
+    g.add_edge("converse", END)
     g.add_edge("describe_schema", END)
     g.add_conditional_edges("ask_database", _after_database, ["ask_analyst", "answer", END])
     g.add_conditional_edges("ask_analyst", _after_analyst, ["answer", END])

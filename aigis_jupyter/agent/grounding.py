@@ -216,6 +216,10 @@ class Grounder:
             out.append(self._check(sentence))
         return "".join(out)
 
+    def drop_held(self) -> None:
+        """Forget the unfinished sentence (its stream failed and is being asked again)."""
+        self._held = ""
+
     def flush(self) -> str:
         """What is still held when the answer ends."""
         held, self._held = self._held, ""

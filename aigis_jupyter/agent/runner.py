@@ -162,6 +162,7 @@ class AgentRunner:
             "sql_only": bool(sql_only),
             "about_schema": False,
             "explore": False,
+            "intent": "data",
             "error": None,
             "chart": None,
             "sql_result": None,

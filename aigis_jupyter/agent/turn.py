@@ -51,6 +51,7 @@ class AigisState(TypedDict, total=False):
     sql_only: bool
     about_schema: bool
     explore: bool  # a model with native tool calling drives this turn (explore.py)
+    intent: str  # intent.intent(): "data", or a "change" or "chat" answered without a query
     error: dict[str, str] | None
 
 
@@ -144,11 +145,13 @@ async def call_model(
     stop: list[str] | None = None,
     max_tokens: int | None = None,
     on_text: Any = None,
+    on_retry: Any = None,
     timeout_s: float | None = None,
     model: Any = None,
     sink: list[Any] | None = None,
 ) -> str:
-    """Stream one model call in a worker thread; hand each piece of text to `on_text`.
+    """Stream one model call in a worker thread; hand each piece of text to `on_text`,
+    which returns whether anything reached the user (a checked sentence, say).
 
     A thread (rather than the model's async API) keeps loop-bound HTTP clients out of the
     picture and lets a cancel stop the wait at once; the producer notices at its next token.
@@ -188,6 +191,8 @@ async def call_model(
             log.info("model %s (%s): %s; retry %d of %d in %.1f s", ctx.info.name, node,
                      fault.kind, attempt, retries, pause)
             await _pause(ctx, pause)
+            if on_retry is not None:  # what the failed attempt left unshown is dropped
+                on_retry()
 
 
 async def _pause(ctx: TurnContext, seconds: float) -> None:
@@ -279,9 +284,8 @@ async def _attempt(ctx: TurnContext, model: Any, messages: list[BaseMessage],
                 continue
             parts.append(value)
             size += len(value)
-            if on_text is not None:
+            if on_text is not None and on_text(value):
                 shown = True
-                on_text(value)
             if size > faults.MAX_REPLY_CHARS:
                 raise faults.too_long(ctx.info.name, faults.MAX_REPLY_CHARS, list(ctx.choices))
             ctx.check_cancel()

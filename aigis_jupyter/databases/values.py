@@ -20,7 +20,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .catalog import Column, SchemaSnapshot, Table
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ValueIndex", "clear_cache", "looks_personal", "value_index"]
+__all__ = ["ValueIndex", "clear_cache", "looks_personal", "table_expr", "value_index"]
 
 #: A column with more distinct values than this is not a category: not indexed.
 VALUES_PER_COLUMN = 50
@@ -88,11 +88,19 @@ def _candidates(snap: SchemaSnapshot) -> list[tuple[Table, Column]]:
     return out[:MAX_COLUMNS]
 
 
+def table_expr(snap: SchemaSnapshot, t: Table) -> Any:
+    """The table as a sqlglot expression, every part quoted (its case kept)."""
+    from sqlglot import exp
+
+    schema = t.schema if t.schema and t.schema != snap.default_schema else None
+    return exp.Table(this=exp.to_identifier(t.name, quoted=True),
+                     db=exp.to_identifier(schema, quoted=True) if schema else None)
+
+
 def _query(snap: SchemaSnapshot, t: Table, c: Column, dialect: str) -> str:
     from sqlglot import exp
 
-    table = exp.to_table(snap.qualified(t), dialect=dialect) if "." in snap.qualified(
-        t) else exp.Table(this=exp.to_identifier(t.name, quoted=True))
+    table = table_expr(snap, t)
     col = exp.column(c.name, quoted=True)
     q = (exp.select(col).from_(table).where(exp.Not(this=exp.Is(this=col, expression=exp.Null())))
          .group_by(col).order_by(exp.Ordered(this=exp.Count(this=exp.Star()), desc=True))

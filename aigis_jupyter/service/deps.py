@@ -54,8 +54,13 @@ class TurnDeps:
                          for e in self.scope.list_examples(connection_id))
         return Teaching(examples=examples, notes=info.get("notes"))
 
+    def writable(self, connection_id: str) -> bool:
+        return bool(self.scope.get_connection(connection_id)["allow_write"])
+
     def values(self, connection_id: str, snap: SchemaSnapshot) -> ValueIndex:
         from ..databases.values import value_index
 
         spec = self.scope.connection_spec(connection_id)
+        if self.scope.settings.refuse_privileged_logins:  # as for every other statement
+            self.scope.service.check_login(spec, self.scope._test_spec)
         return value_index(self.scope.service.engines.get(spec), spec, snap)

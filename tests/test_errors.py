@@ -21,8 +21,8 @@ from aigis_jupyter.rendering import action_text as notebook_action
 from aigis_jupyter.service.core import AigisService
 
 PKG = Path(__file__).resolve().parent.parent / "aigis_jupyter"
-DOOR_FILES = {"magics.py", "commands.py", "teach_commands.py", "widgets.py", "rendering.py", "cli.py",
-              "hub.py"}
+DOOR_FILES = {"magics.py", "commands.py", "teach_commands.py", "widgets.py", "rendering.py",
+              "cli.py", "hub.py"}
 DOOR_DIRS = {"client", "server", "hub"}
 #: What a door's command looks like: a magic, a REST route, a CLI command.
 DOOR_WORDS = re.compile(r"%%?aigis|\b(POST|PUT|DELETE|GET) /|`aigis |"

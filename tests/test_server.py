@@ -315,7 +315,8 @@ async def test_events_stream_as_they_are_produced(call: Any, service: Any, sse_c
                                                 "host": demo_path})
     tid = (await call("alice", "POST", "chat/thread", {"connection": "demo"})).json["id"]
     # eight short sentences: the answer is sent a checked sentence at a time
-    words = " ".join(f"part {n}." for n in ["one", "two", "three", "four", "five", "six", "seven", "eight"])
+    words = " ".join(f"part {n}." for n in ["one", "two", "three", "four", "five", "six",
+                                           "seven", "eight"])
     script(service, "SELECT COUNT(*) AS n FROM regions", words, delay=0.08)
     status, headers, events, writer = await sse_call(
         f"chat/{tid}/message", {"text": "How many regions?", "model": "scripted"})

@@ -33,6 +33,8 @@ from aigis_jupyter.agent.intent import intent
     ("Set of customers in the north region", "data"),
     ("What can you tell me about orders in 2023?", "data"),
     ("help me find the top 5 products by revenue", "data"),
+    ("MARK-7: how many regions are there?", "data"),
+    ("Delete", "data"),  # a verb alone names nothing to change: the model may ask back
 ])
 def test_what_a_message_asks_for(message: str, expected: str) -> None:
     assert intent(message) == expected

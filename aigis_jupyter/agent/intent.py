@@ -22,7 +22,7 @@ _CHANGE_VERBS = (r"delete|remove|drop|truncate|insert|update|modify|change|set|r
                  r"revoke|reset|edit|fix|correct|increase|decrease|raise|lower|mark|assign|"
                  r"move|archive|restore|import|load")
 #: A change verb, not the noun ("set of customers", "change in revenue", "add up").
-_CHANGE = re.compile(rf"(?i)^\s*{_POLITE}{_ASK}(?:{_CHANGE_VERBS})\b"
+_CHANGE = re.compile(rf"(?i)^\s*{_POLITE}{_ASK}(?:{_CHANGE_VERBS})(?=\s+[\w'\"`])"
                      r"(?!\s*(?:up|by|of|in|over|per|between|from|vs\.?|versus)\b)")
 #: Statements a user may paste: the guard refuses them anyway, this says why first.
 _CHANGE_SQL = re.compile(r"(?i)^\s*(insert\s+into|update\s+\w+\s+set|delete\s+from|drop\s+"

@@ -55,12 +55,14 @@ CATEGORIES_SQL = "SELECT COUNT(*) AS categories FROM categories"
 SCRIPTS: list[tuple[str, str, str, float]] = [
     ("segment",
      "SELECT segment, COUNT(*) AS customers FROM customers GROUP BY segment ORDER BY segment",
-     "There are 3 segments. Consumer has 430 customers, Enterprise has 47 and Small Business "
-     "has 123, so most customers are consumers.",
-     0.12),
+     # true to the demo's data, and shown a sentence at a time once checked against it
+     "There are 3 segments. Consumer has 430 customers. Enterprise has 47 customers. "
+     "Small Business has 123 customers. Consumer is the largest segment. Enterprise is the "
+     "smallest. So most customers are consumers.",
+     0.08),
     ("slowly",
      "SELECT COUNT(*) AS orders FROM orders",
-     "Counting the orders takes a while, word by word: " + " ".join(["still counting"] * 60),
+     "Counting the orders takes a while. " + " ".join(["still counting."] * 60),
      0.5),
     ("hostile", HOSTILE_SQL, HOSTILE_ANSWER, 0.02),
     ("trapped", HOSTILE_SQL, TRAPPED_ANSWER, 0.02),

@@ -39,8 +39,8 @@ What is configured, and why (nothing else is excluded):
   is checked against live state or by a rule a schema cannot state (`REFUSED_VALID`):
   model names (an unknown model, or a known one not available here), deleting your own
   user, a connection change or the demo (validated merged with the stored connection of
-  that name), a read-only login for a SQLite connection, SQL (parser and guard), and
-  `?user=` or `?group=` (exactly one).
+  that name), a read-only login for a SQLite connection, SQL (parser and guard, also of
+  verified queries), and `?user=` or `?group=` (exactly one).
 * A hook (`HOOKS`) keeps generated requests from changing the live databases that
   generated connections can reach: `apply` and `allow_write` go as false.
 * Operations that connect to a database may take up to 90 s (`CONNECTING_MAX_S`): a core
@@ -91,6 +91,10 @@ REFUSED_VALID = {
     "POST /aigis/connections/{connection_id}/query": ("400", "422"),  # SQL: parser and guard
     "DELETE /aigis/connections/{connection_id}/grants": ("400",),  # ?user or ?group: one
     "POST /aigis/demo": ("400",),  # a connection of that name becomes the demo, merged
+    # a verified query's SQL: parser and guard; one taught question again, changed: 409
+    "POST /aigis/connections/{connection_id}/examples": ("422",),
+    "POST /aigis/connections/{connection_id}/examples/import": ("422",),
+    "PUT /aigis/connections/{connection_id}/examples/{example_id}": ("409", "422"),
 }
 #: Operations that open a connection to the user's database (`?test=true`, /test, /schema,
 #: /query).

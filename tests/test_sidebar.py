@@ -690,8 +690,8 @@ def test_stop_a_long_turn_with_the_button_and_with_escape(ui: UI) -> None:
         ui.timings[f"stop ({how})"] = time.monotonic() - t0
         expect(turn.get_by_role("note")).to_have_text("Stopped.")
         expect(panel.get_by_role("button", name="Send")).to_be_visible()
-        assert "still counting still counting still counting still counting" not in (
-            turn.get_by_role("group", name="Answer").inner_text()), "the answer ran to its end"
+        assert turn.get_by_role("group", name="Answer").inner_text().count(
+            "still counting.") < 30, "the answer ran to its end"
     ui.snap("12-stopped")
     # the thread is usable again
     box = ui.question_box()

@@ -20,6 +20,8 @@ MAX_SUGGESTIONS = 3
 
 _NUMERIC = re.compile(r"(?i)int|real|num|dec|float|double|money")
 _KEY = re.compile(r"(?i)(^id$|_id$|[a-z]Id$)")
+#: A row's own label (one value per row): nothing to break a count down by.
+_LABEL = re.compile(r"(?i)(^|_)(name|title)$|[a-z](Name|Title)$")
 
 
 def _words(name: str) -> str:
@@ -89,7 +91,7 @@ def suggestions(question: str, preview: dict[str, Any] | None, sql: str | None,
             for (table, column), vals in (values.values.items() if values else []):
                 if table.split(".")[-1].lower() != t.name.lower() or column.lower() in shown:
                     continue
-                if len(vals) >= 2 and _words(column) not in q:
+                if len(vals) >= 2 and _words(column) not in q and not _LABEL.search(column):
                     out.append(f"Now break this down by {_words(column)}")
                     break
             if len(out) >= MAX_SUGGESTIONS:

@@ -138,16 +138,24 @@ class Facts:
 def ungrounded(sentence: str, facts: Facts) -> list[str]:
     """The numbers and names of `sentence` that the result and SQL do not hold."""
     missing = [t for t in _NUMBER_IN_TEXT.findall(sentence) if not facts.has_number(t)]
+    first = re.search(r"[^\W\d_]", sentence)
     for m in _CAPITALISED.finditer(sentence):
         word = m.group(0).strip("'\u2019&-")
         low = word.casefold()
         if not word or low in _ORDINARY or (low in _MONTHS_DAYS and low in facts.words):
             continue
+        if first is not None and m.start() == first.start() and _opening_word(low):
+            continue  # "Counting the orders ...": capitalised for being first, not a name
         if len(word) > 1 and word.isupper() and low in facts.words:
             continue
         if not facts.has_name(word):
             missing.append(word)
     return missing
+
+
+def _opening_word(low: str) -> bool:
+    """A sentence's first word that reads as a verb or an adverb (-ing, -ed, -ly)."""
+    return len(low) > 4 and low.endswith(("ing", "ed", "ly"))
 
 
 # --- the first sentence of a result of several rows -------------------------------------

@@ -179,14 +179,19 @@ class AigisMagics(Subcommands, TeachCommands, Magics, Configurable):
         return _VAR.sub(sub, text)
 
     def _ask(self, question: str, args: Any) -> Any:
-        tid = self.thread_id(args.thread)
-        if args.conn:
-            self.scope.set_thread_connection(tid, args.conn)
-        if args.model:
-            self.scope.set_thread_model(tid, args.model)
-        chart = self.chart and not args.no_chart
+        # the first visible feedback comes before anything heavy (the service, the store)
         view = TurnView()
         handle = display(view.bundle(), raw=True, display_id=True)
+        try:
+            tid = self.thread_id(args.thread)
+            if args.conn:
+                self.scope.set_thread_connection(tid, args.conn)
+            if args.model:
+                self.scope.set_thread_model(tid, args.model)
+        except BaseException:
+            handle.update({"text/plain": ""}, raw=True)  # the error line says what happened
+            raise
+        chart = self.chart and not args.no_chart
         last = 0.0
         from .client import stream_sync
 

@@ -39,7 +39,7 @@ BENCHMARKS: list[tuple[str, str, str]] = [
     ("B6", "b6_chart", "Chart from a 1,000,000-row result"),
     ("B7", "b7_prompt", "Prompt size and gold-table recall, 2,000 tables"),
     ("B8", "b8_accuracy", "Embedded model accuracy and latency"),
-    ("B9", "b9_startup", "Time to first result: %load_ext + first answer"),
+    ("B9", "b9_startup", "First feedback and first answer after %load_ext"),
     ("B10", "b10_chars", "Characters sent to the model, one question"),
     ("B11", "b11_startup", "jupyter server start with the extension"),
     ("B12", "b12_teach", "Teaching the embedded model: verified queries, grounded answers"),

@@ -200,7 +200,7 @@ async def test_model_failing_mid_stream_keeps_thread_usable(settings, deps) -> N
     err = events[-2]
     assert err["reason"] == "model_error"
     assert "scripted" in err["message"] and err["action"]["kind"] == "pick_model"
-    assert chunks(events) == "There are 25 customers. "  # what was shown before the failure
+    assert chunks(events) == "There are 25 customers."  # what was shown before the failure
     # the thread goes on
     events = await turn(runner, "How many products are there?")
     assert "error" not in kinds(events)

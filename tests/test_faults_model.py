@@ -323,7 +323,7 @@ async def test_a_stream_cut_midway(alice: UserScope, tid: str, fake: FakeOpenAI,
         events = await ask(alice, tid, Q1)
         err = failed(events)
         assert "dropped the connection in the middle of its reply" in err["message"], err
-        assert events[-1]["full_response"] == "There are 4 regions. "
+        assert events[-1]["full_response"] == "There are 4 regions."
         assert [c.step for c in fake.chats()][3:] == ["reply", "cut"]  # shown: no retry
     await next_turn_works(alice, tid, fake, [Q1] if phase == "sql" else [Q1, Q1])
 

@@ -31,14 +31,16 @@ def test_a_one_row_opening_is_replaced_and_each_sentence_shown_once_complete() -
     shown.append(check.flush())
     text = "".join(shown)
     assert text == "The result has 3 rows, one per segment. Consumer is the largest."
-    assert shown[:3] == ["", "", "The result has 3 rows, one per segment. "]
-    assert shown[-1] == "Consumer is the largest."  # held until the answer ends
+    # a sentence is shown the moment it ends; the next one is held until it ends too
+    assert shown == ["", "The result has 3 rows, one per segment.", "",
+                     " Consumer is the largest.", ""]
 
 
 def test_single_rows_pass_untouched_when_grounded() -> None:
     one = {"columns": ["n"], "rows": [[430]], "row_count": 1, "truncated": False}
     check = Grounder(one)
     assert check.feed("There are ") == "" and check.feed("430. ") == "There are 430. "
+    assert check.feed("That is ") == "" and check.feed("all!") == "That is all!"
     assert check.flush() == ""
 
 

@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _SENTENCE_END = re.compile(r"(?<=[.!?:])\s|\n")
+#: A sentence that is over before the white space after it arrives: `!`, `?`, or a full
+#: stop after a letter (after a digit it may be a decimal point).
+_ENDED = re.compile(r"(?:[!?]|(?<=[^\W\d_])\.)[\"')\]]?$")
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 _NUMBER_IN_TEXT = re.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d])|"
                              r"(?<![\w.,])-?\d+(?:\.\d+)?(?![\d])")
@@ -221,6 +224,9 @@ class Grounder:
         out = []
         while (m := _SENTENCE_END.search(self._held)) is not None:
             sentence, self._held = self._held[: m.end()], self._held[m.end():]
+            out.append(self._check(sentence))
+        if _ENDED.search(self._held):  # "... customers." is over; "3." may go on as "3.5"
+            sentence, self._held = self._held, ""
             out.append(self._check(sentence))
         return "".join(out)
 

@@ -3,9 +3,9 @@ next to `aigis_jupyter` by `jserver.JupyterServer(bench_ext=True)`:
 
 * the scripted models, registered in the extension's service when it is built:
   `stamped` (B4-sse) writes the answer one word every 20 ms and appends to each word the
-  `time.monotonic()` at which it emitted it, spelt in letters (`[tbcdk...]`: digits as
-  a-j, the point as k) so that the answer's check against its result sees no number in
-  it; `scripted` (B5) is the same model without stamps. Both answer the SQL call with
+  `time.monotonic()` at which it emitted it (before the word's closing stop), spelt in
+  letters (`[tbcdk...]`: digits as a-j, the point as k) so that the answer's check
+  against its result sees no number in it; `scripted` (B5) is the same model without stamps. Both answer the SQL call with
   `SELECT COUNT(*) … FROM Customer`;
 * `POST /aigis-bench/sse?n=&delay=`: a bare Server-Sent Events handler writing stamped
   `chunk` events from the event loop every `delay` seconds: B4-sse's baseline, the
@@ -78,7 +78,10 @@ def _models() -> list[Any]:
             reply = self._reply(messages, kwargs)
             for tok in tokens(text_of(reply.content)):
                 time.sleep(self.token_delay)
-                yield ChatGenerationChunk(message=AIMessageChunk(content=f"{tok} {stamp()}"))
+                # the stamp before a word's closing stop: "count[t...]." still ends a sentence
+                word, stop = re.match(r"(.*?)([.!?,;:]*\s*)$", tok, re.S).groups()
+                yield ChatGenerationChunk(
+                    message=AIMessageChunk(content=f"{word}{stamp()}{stop}"))
 
     def respond_short(messages: list[Any]) -> str:
         return SQL if is_sql_call(messages) else SHORT_ANSWER

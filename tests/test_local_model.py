@@ -212,3 +212,26 @@ async def test_a_wrong_number_gets_the_fallback_sentence(settings, deps) -> None
     assert events[-1]["full_response"] == f"The answer is {n} (n)."
     with pytest.raises(AssertionError, match="unusable"):
         _model_words(events)
+
+
+def test_the_evaluated_prefix_is_reused_across_calls(gguf: Path) -> None:
+    """SQL prompt, answer prompt, next question's SQL prompt: the third evaluates only what
+    differs from the first (llama.cpp counts the prompt tokens it evaluates)."""
+    from langchain_core.messages import HumanMessage
+
+    from aigis_jupyter.agent.local_llm import LocalLlamaChatModel, last_prompt_eval
+
+    model = LocalLlamaChatModel(model_path=str(gguf), max_tokens=4)
+    schema = "\n".join(f"-- Table t{i}(id, name_{i}, value_{i}, created_{i})"
+                       for i in range(60))
+    prompts = [f"{schema}\n-- Question: How many rows does t1 have?\nSELECT",
+               "Question: How many rows?\nSQL: SELECT COUNT(*) FROM t1\nResult: 3\nAnswer:",
+               f"{schema}\n-- Question: What is the largest value in t2?\nSELECT"]
+    evaluated = []
+    for p in prompts:
+        model.invoke([HumanMessage(p)])
+        evaluated.append(last_prompt_eval[str(gguf)])
+    (first, n_first), (second, _), (third, n_third) = evaluated
+    assert first > n_first / 2  # the first one is evaluated (nothing to reuse yet)
+    assert second > 0
+    assert 0 <= third < n_third / 5, evaluated  # the schema came from the cache

@@ -25,7 +25,7 @@ from typing import Any
 _SENTENCE_END = re.compile(r"(?<=[.!?:])\s|\n")
 #: A sentence that is over before the white space after it arrives: `!`, `?`, or a full
 #: stop after a letter (after a digit it may be a decimal point).
-_ENDED = re.compile(r"(?:[!?]|(?<=[^\W\d_])\.)[\"')\]]?$")
+_ENDED = re.compile(r"(?:[!?]|(?:(?<=[^\W\d_])|(?<=[\])\"']))\.)[\"')\]]?$")
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 _NUMBER_IN_TEXT = re.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d])|"
                              r"(?<![\w.,])-?\d+(?:\.\d+)?(?![\d])")

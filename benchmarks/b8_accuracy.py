@@ -28,27 +28,33 @@ def _local_available() -> str | None:
     return None
 
 
-def run(ctx: Ctx) -> dict[str, Any]:
+def accuracy_rows(limit: int, *extra: str) -> tuple[list[dict[str, Any]], float]:
+    """`accuracy.py --model local` in a subprocess: one row per question, and the wall time."""
     import os
 
+    args = [PYTHON, str(ROOT / "benchmarks" / "accuracy.py"), "--model", "local", "--json",
+            *extra]
+    if limit:
+        args += ["--limit", str(limit)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not rows:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-10:])
+        raise RuntimeError(f"accuracy.py exited {proc.returncode}: {tail}")
+    return rows, time.perf_counter() - t0
+
+
+def run(ctx: Ctx) -> dict[str, Any]:
     why = _local_available()
     if why:
         raise Skip(f"the embedded model is not available here: {why}")
     if not EVAL.exists():
         raise Skip(f"no evaluation file at {EVAL}")
     limit = ctx.size(0, 1)
-    args = [PYTHON, str(ROOT / "benchmarks" / "accuracy.py"), "--model", "local", "--json"]
-    if limit:
-        args += ["--limit", str(limit)]
     ctx.log(f"B8: accuracy.py with the local model ({limit or 'all'} question(s))")
-    t0 = time.perf_counter()
-    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900,
-                          check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    wall = time.perf_counter() - t0
-    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not rows:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-10:])
-        raise RuntimeError(f"accuracy.py exited {proc.returncode}: {tail}")
+    rows, wall = accuracy_rows(limit)
     levels: dict[str, dict[str, Any]] = {}
     for level in sorted({r["level"] for r in rows}):
         sel = [r for r in rows if r["level"] == level]

@@ -5,8 +5,8 @@ next to `aigis_jupyter` by `jserver.JupyterServer(bench_ext=True)`:
   `stamped` (B4-sse) writes the answer one word every 20 ms and appends to each word the
   `time.monotonic()` at which it emitted it (before the word's closing stop), spelt in
   letters (`[tbcdk...]`: digits as a-j, the point as k) so that the answer's check
-  against its result sees no number in it; `scripted` (B5) is the same model without stamps. Both answer the SQL call with
-  `SELECT COUNT(*) … FROM Customer`;
+  against its result sees no number in it; `scripted` (B5) is the same model without
+  stamps. Both answer the SQL call with `SELECT COUNT(*) … FROM Customer`;
 * `POST /aigis-bench/sse?n=&delay=`: a bare Server-Sent Events handler writing stamped
   `chunk` events from the event loop every `delay` seconds: B4-sse's baseline, the
   transport's own floor on the same server and connection;

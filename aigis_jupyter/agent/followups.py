@@ -14,6 +14,7 @@ from typing import Any
 
 from ..databases.catalog import SchemaSnapshot, Table
 from ..databases.values import ValueIndex
+from .prompts import name_words, plural
 
 #: Suggestions per answer, at most.
 MAX_SUGGESTIONS = 3
@@ -24,22 +25,8 @@ _KEY = re.compile(r"(?i)(^id$|_id$|[a-z]Id$)")
 _LABEL = re.compile(r"(?i)(^|_)(name|title)$|[a-z](Name|Title)$")
 
 
-def _words(name: str) -> str:
-    name = name.split(".")[-1]
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).replace("_", " ").lower().strip()
-
-
-def _plural(name: str) -> str:
-    w = _words(name)
-    if w.endswith("s"):
-        return w
-    if w.endswith("y") and not w.endswith(("ay", "ey", "oy", "uy")):
-        return w[:-1] + "ies"
-    return w + "s"
-
-
 def _singular(name: str) -> str:
-    w = _words(name)
+    w = name_words(name)
     if w.endswith("ies") and len(w) > 4:
         return w[:-3] + "y"
     if w.endswith("s") and not w.endswith("ss") and len(w) > 3:
@@ -83,7 +70,7 @@ def suggestions(question: str, preview: dict[str, Any] | None, sql: str | None,
         if label and number and not charted:
             out.append("Show this as a bar chart")
         if label and number and not re.search(r"\b(top|most|highest|largest)\b", q):
-            out.append(f"Which {_words(label)} has the highest {_words(number)}?")
+            out.append(f"Which {name_words(label)} has the highest {name_words(number)}?")
     if snap is not None and sql:
         read = _tables_read(sql, dialect, snap)
         shown = {c.lower() for c in cols}
@@ -91,16 +78,16 @@ def suggestions(question: str, preview: dict[str, Any] | None, sql: str | None,
             for (table, column), vals in (values.values.items() if values else []):
                 if table.split(".")[-1].lower() != t.name.lower() or column.lower() in shown:
                     continue
-                if len(vals) >= 2 and _words(column) not in q and not _LABEL.search(column):
-                    out.append(f"Now break this down by {_words(column)}")
+                if len(vals) >= 2 and name_words(column) not in q and not _LABEL.search(column):
+                    out.append(f"Now break this down by {name_words(column)}")
                     break
             if len(out) >= MAX_SUGGESTIONS:
                 break
         for t in read[:1]:
             for other in snap.tables:
                 refs = {fk.ref_table.lower() for fk in other.foreign_keys}
-                if t.name.lower() in refs and other is not t and _words(other.name) not in q:
-                    out.append(f"How many {_plural(other.name)} does each {_singular(t.name)} "
+                if t.name.lower() in refs and other is not t and name_words(other.name) not in q:
+                    out.append(f"How many {plural(other.name)} does each {_singular(t.name)} "
                                "have?")
                     break
     seen: set[str] = set()
@@ -116,7 +103,7 @@ def starters(snap: SchemaSnapshot, tables: Sequence[Table] | None = None) -> lis
     """Questions to start with, for a connection's tables (a greeting, a schema question)."""
     out = []
     for t in list(tables or snap.tables)[:6]:
-        out.append(f"How many {_plural(t.name)} are there?")
+        out.append(f"How many {plural(t.name)} are there?")
         if len(out) >= MAX_SUGGESTIONS:
             break
     return out

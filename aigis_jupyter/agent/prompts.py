@@ -243,14 +243,15 @@ def compact_schema(schema: SchemaContext, *,
     return "\n".join(out), [t for t, _ in tables]
 
 
-def _words(name: str) -> str:
+def name_words(name: str) -> str:
     """`InvoiceLine` / `invoice_line` -> `invoice line`."""
     name = name.split(".")[-1]
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).replace("_", " ").lower().strip()
 
 
-def _plural(name: str) -> str:
-    w = _words(name)
+def plural(name: str) -> str:
+    """`category` -> `categories`, `order_item` -> `order items`."""
+    w = name_words(name)
     if w.endswith("s"):
         return w
     if w.endswith("y") and not w.endswith(("ay", "ey", "oy", "uy")):
@@ -279,7 +280,7 @@ def _examples(schema: SchemaContext, question: str) -> list[tuple[str, str]]:
     """Worked question/SQL pairs over this schema's own tables (not the ones asked about)."""
     tables, types = _columns(schema), _types(schema)
     q = question.lower()
-    pool = [t for t in tables if _words(t[0]) not in q and _plural(t[0]) not in q] or tables
+    pool = [t for t in tables if name_words(t[0]) not in q and plural(t[0]) not in q] or tables
     if not pool:
         return []
 
@@ -298,20 +299,20 @@ def _examples(schema: SchemaContext, question: str) -> list[tuple[str, str]]:
 
     out: list[tuple[str, str, str]] = []
     t1 = pool[0][0]
-    out.append(("count", f"How many {_plural(t1)} are there?", f"SELECT COUNT(*) FROM {t1}"))
+    out.append(("count", f"How many {plural(t1)} are there?", f"SELECT COUNT(*) FROM {t1}"))
     named = pick(lambda t, c: re.search(r"(?i)name|title", c) and t != t1) or pick(
         lambda t, c: re.search(r"(?i)name|title", c)
     )
     if named:
         t, c = named
-        out.append(("list", f"List the {_plural(c)} of all {_plural(t)}.", f"SELECT {c} FROM {t}"))
+        out.append(("list", f"List the {plural(c)} of all {plural(t)}.", f"SELECT {c} FROM {t}"))
     num = pick(lambda t, c: re.search(r"real|num|dec|float|double|money", types.get((t, c), "")))
     num = num or pick(lambda t, c: _NUMERIC.search(types.get((t, c), "")))
     if num:
         t, c = num
-        out.append(("top", f"What are the 3 {_plural(t)} with the highest {_words(c)}?",
+        out.append(("top", f"What are the 3 {plural(t)} with the highest {name_words(c)}?",
                     f"SELECT * FROM {t} ORDER BY {c} DESC LIMIT 3"))
-        out.append(("avg", f"What is the average {_words(c)} of all {_plural(t)}?",
+        out.append(("avg", f"What is the average {name_words(c)} of all {plural(t)}?",
                     f"SELECT AVG({c}) FROM {t}"))
     cat = pick(lambda t, c: _TEXT.search(types.get((t, c), "")) and _CATEGORY.search(c)) or pick(
         lambda t, c: _TEXT.search(types.get((t, c), ""))
@@ -319,7 +320,7 @@ def _examples(schema: SchemaContext, question: str) -> list[tuple[str, str]]:
     )
     if cat:
         t, c = cat
-        out.append(("group", f"How many {_plural(t)} are there for each {_words(c)}?",
+        out.append(("group", f"How many {plural(t)} are there for each {name_words(c)}?",
                     f"SELECT {c}, COUNT(*) FROM {t} GROUP BY {c}"))
     # a small model copies the nearest example: put the one shaped like the question last
     shape = question_shape(question)

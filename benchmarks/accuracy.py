@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="verified queries to teach first (JSON Lines: question, sql)")
     args = ap.parse_args(argv)
 
+    from aigis_jupyter.agent.doubts import UNSURE_LEAD
     from aigis_jupyter.agent.runner import AgentRunner
     from aigis_jupyter.errors import AigisError
     from aigis_jupyter.models import ModelRegistry
@@ -165,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                    "sql_latency_s": round(r["sql_latency_s"] or 0.0, 2),
                    "attempts": r["attempts"], "sql": r["sql"], "error": r["error"],
                    "verified": r["verified"], "grounded": r["grounded"],
+                   "unsure": UNSURE_LEAD in (r["answer"] or ""),
                    "answer": r["answer"]}
             rows_out.append(row)
             if args.json:

@@ -34,7 +34,7 @@ from ..errors import (
     QueryTimeout,
     SQLRefused,
 )
-from . import describe, events, explore, grounding, intent, prompts, steps
+from . import describe, doubts, events, explore, grounding, intent, prompts, steps
 from .sqltext import complete_group_by, extract_sql
 from .steps import turns
 from .turn import AigisState, TurnContext, call_model
@@ -258,6 +258,10 @@ async def answer(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, 
     strict = ctx.info.prompt_style == "completion"
     if not prompts.answer_is_usable(text, preview, strict=strict):
         emit(("\n\n" if text.strip() else "") + prompts.fallback_answer(preview))
+        text = "".join(sent)
+    reasons = doubts.doubts(question, res.get("sql") or "", ctx.dialect)
+    if reasons and not chart_only(question):
+        emit("\n\n" + doubts.unsure_note(reasons))
         text = "".join(sent)
     steps.suggest(ctx, question, preview, res.get("sql"), charted=bool(state.get("chart")))
     return {"messages": [AIMessage(text.strip())]}

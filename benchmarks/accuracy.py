@@ -98,10 +98,14 @@ async def run_one(runner: Any, deps: SqliteDeps, model: str, question: str) -> d
 
 
 def grounded(answer: str, result: Any, sql: str | None) -> bool:
-    """Whether every number and name of the answer is in the result (or its SQL)."""
+    """Whether every number and name of the answer is in the result (or its SQL); the
+    product's own closing doubt ("This answer may be wrong: ...") is not a claim."""
     import re as _re
 
+    from aigis_jupyter.agent.doubts import UNSURE_LEAD
     from aigis_jupyter.agent.grounding import Facts, ungrounded
+
+    answer = answer.split(UNSURE_LEAD)[0]
 
     preview = result.preview(20) if result is not None else {"columns": [], "rows": []}
     facts = Facts.of(preview, sql)

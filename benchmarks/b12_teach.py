@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .common import EVAL, ROOT, Ctx, Skip, med, result
+from .common import ROOT, Ctx, med, result
 
 EXAMPLES = ROOT / "benchmarks" / "teach_chinook.jsonl"
 #: Paraphrases of taught questions and the taught question each should find.
@@ -64,13 +64,9 @@ def _ranking(how: str) -> dict[str, Any]:
 
 
 def run(ctx: Ctx) -> dict[str, Any]:
-    from .b8_accuracy import _local_available, accuracy_rows
+    from .b8_accuracy import accuracy_rows, ready
 
-    why = _local_available()
-    if why:
-        raise Skip(f"the embedded model is not available here: {why}")
-    if not EVAL.exists():
-        raise Skip(f"no evaluation file at {EVAL}")
+    ready()
     limit = ctx.size(0, 2)
     ctx.log(f"B12: accuracy.py with the local model, untaught then taught "
             f"({limit or 'all'} question(s))")

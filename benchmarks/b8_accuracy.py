@@ -18,6 +18,15 @@ from typing import Any
 from .common import EVAL, PYTHON, ROOT, Ctx, Skip, med, result
 
 
+def ready() -> None:
+    """Skip unless the embedded model and the dev questions are here."""
+    why = _local_available()
+    if why:
+        raise Skip(f"the embedded model is not available here: {why}")
+    if not EVAL.exists():
+        raise Skip(f"no evaluation file at {EVAL}")
+
+
 def _local_available() -> str | None:
     from aigis_jupyter.errors import AigisError
     from aigis_jupyter.models import ModelRegistry
@@ -75,11 +84,7 @@ def run(ctx: Ctx) -> dict[str, Any]:
 
     from .common import CHINOOK, tmpdir
 
-    why = _local_available()
-    if why:
-        raise Skip(f"the embedded model is not available here: {why}")
-    if not EVAL.exists():
-        raise Skip(f"no evaluation file at {EVAL}")
+    ready()
     limit = ctx.size(0, 1)
     demo = build_demo_sqlite(tmpdir(ctx, "aigis_b8_") / "demo.sqlite")
     sets = {"dev": (EVAL, CHINOOK), "chinook_own": (QUESTIONS / "chinook_own.jsonl", CHINOOK),

@@ -91,3 +91,12 @@ async def test_data_questions_still_go_to_the_model(settings, deps, question: st
     runner, model = make_runner(settings, deps, ["SELECT COUNT(*) AS n FROM orders", "Done."])
     events = await turn(runner, question)
     assert "sql" in kinds(events) and model.seen
+
+
+def test_sentences_released_without_a_space_are_still_separated() -> None:
+    check = Grounder(SEGMENTS, "SELECT segment, customers FROM t")
+    shown = "".join([check.feed("There are 3 segments."), check.feed("North leads."),
+                     check.feed("Consumer has 200 customers."), check.flush()])
+    assert shown == ("There are 3 segments. The query returned 3 rows: segment = Consumer, "
+                     "customers = 200; segment = Corporate, customers = 150; segment = Home "
+                     "Office, customers = 80. Consumer has 200 customers.")

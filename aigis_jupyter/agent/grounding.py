@@ -44,7 +44,7 @@ then there these they this those though through to together top total two under
 unfortunately unlike until up upon us very was we were what when where which while who
 whom whose why will with within would yes yet you your count number numbers value values
 column columns list shown shows show listed yes okay sure based combined respectively
-together approximately about roughly nearly
+together approximately about roughly nearly null true false nan
 """
 _ORDINARY = frozenset(_ORDINARY_WORDS.split())
 _MONTHS_DAYS_WORDS = """
@@ -217,6 +217,7 @@ class Grounder:
         self._held = ""
         self._first = True
         self._stated = False  # the plain statement was shown already
+        self._shown = ""  # the last text released
         self.replaced: list[str] = []
 
     def feed(self, text: str) -> str:
@@ -240,6 +241,14 @@ class Grounder:
         return self._check(held) if held else ""
 
     def _check(self, sentence: str) -> str:
+        out = self._verdict(sentence)
+        if out and self._shown and not self._shown[-1].isspace() and not out[0].isspace():
+            out = " " + out  # a replacement ended without the space the next one needs
+        if out:
+            self._shown = out
+        return out
+
+    def _verdict(self, sentence: str) -> str:
         if not sentence.strip():
             return sentence if not self._first else ""
         first, self._first = self._first, False

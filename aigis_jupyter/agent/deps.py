@@ -60,8 +60,6 @@ class AgentDeps(Protocol):
         ...
 
 
-
-
 class SpecDeps:
     """`AgentDeps` over one connection spec, with no store around it: for scripts,
     evaluations and benchmarks that run the agent on a database directly.

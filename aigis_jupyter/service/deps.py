@@ -35,12 +35,11 @@ class TurnDeps:
         return get_dialect(self.scope.get_connection(connection_id)["db_type"]).sqlglot_dialect
 
     def check_sql(self, connection_id: str, sql: str) -> str:
-        from ..databases.engines import get_dialect
         from ..databases.guard import check_sql
 
         conn = self.scope.get_connection(connection_id)
-        return check_sql(sql, get_dialect(conn["db_type"]).sqlglot_dialect,
-                         allow_write=conn["allow_write"], database=conn.get("database"))
+        return check_sql(sql, conn["db_type"], allow_write=conn["allow_write"],
+                         database=conn.get("database"))
 
     def run_sql(self, connection_id: str, sql: str,
                 cancel: CancelToken | None = None) -> QueryResult:

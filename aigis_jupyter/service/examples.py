@@ -32,11 +32,9 @@ class ExampleOps(ConnectionOps):
 
     def _checked(self, row: Connection, sql: str) -> None:
         """The guard's parser on the connection's dialect: SQLRefused (422) otherwise."""
-        from ..databases.engines import get_dialect
         from ..databases.guard import check_sql
 
-        check_sql(sql, get_dialect(row.db_type).sqlglot_dialect,
-                  allow_write=bool(row.allow_write), database=row.database)
+        check_sql(sql, row.db_type, allow_write=bool(row.allow_write), database=row.database)
 
     def add_examples(self, ref: str, items: list[Mapping[str, Any]]) -> list[Example]:
         """Teach one or many (a JSONL or YAML file read by the door): all or none.

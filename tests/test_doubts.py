@@ -20,6 +20,9 @@ from aigis_jupyter.agent.doubts import UNSURE_LEAD, doubts
     ("What is the longest track?", "SELECT MAX(Milliseconds) FROM Track", False),
     ("What is the average invoice total?", "SELECT SUM(Total) FROM Invoice", True),
     ("What is the average invoice total?", "SELECT AVG(Total) FROM Invoice", False),
+    # ranked, but whole rows for a question about one value
+    ("What is the highest invoice total?",
+     "SELECT * FROM Invoice ORDER BY Total DESC LIMIT 1", True),
     ("List the genres", "SELECT Name FROM Genre", False),
     ("Show me everything about customers", "SELECT * FROM Customer", False),
 ])

@@ -1,0 +1,371 @@
+"""Schema linking: the tables, columns and values a question names, and how they join.
+
+A small model writes better SQL from the two tables a question needs than from eleven,
+and the query shapes of `shapes.py` need to know which table is counted, which column
+is ranked and which value filters. Words are matched by their stems against table and
+column names (`InvoiceLine` is "invoice line", `BillingCountry` "billing country"),
+through synonyms ("songs" -> track, "clients" -> customer) and through the words people
+use for measures ("longest" -> a length or duration column). Values come from the
+connection's value index (`hints.py`), numbers and years from the question itself, and
+names the index does not hold ("Led Zeppelin") as quoted or capitalised phrases to try.
+Tables join along their foreign keys: the shortest path between two linked tables is the
+join a query uses.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ..databases.catalog import Column, SchemaSnapshot, Table
+from .context import _stem, _words
+from .hints import Hint, value_hints
+
+__all__ = ["Link", "Linked", "link", "join_path", "label_columns"]
+
+#: Everyday words for tables; each maps to words a table name may hold.
+TABLE_WORDS: dict[str, tuple[str, ...]] = {
+    "song": ("track",), "tune": ("track",), "record": ("album",), "band": ("artist",),
+    "singer": ("artist",), "musician": ("artist",), "client": ("customer",),
+    "buyer": ("customer",), "shopper": ("customer",), "staff": ("employee",),
+    "employe": ("employee",), "worker": ("employee",), "colleague": ("employee",),
+    "rep": ("employee",), "salesperson": ("employee",), "sale": ("invoice", "order"),
+    "purchase": ("invoice", "order"), "bill": ("invoice",), "receipt": ("invoice",),
+    "good": ("product",), "article": ("product",), "item": ("product", "item", "line"),
+    "merchandise": ("product",), "payment": ("payment",), "people": ("employee", "customer"),
+}
+#: Words for measures and attributes; each maps to words a column name may hold.
+COLUMN_WORDS: dict[str, tuple[str, ...]] = {
+    **{w: ("millisecond", "duration", "length", "second", "minute", "runtime")
+       for w in ("long", "longest", "length", "duration", "short", "shortest", "running",
+                 "minute", "hour", "runtime", "longer", "shorter")},
+    **{w: ("price", "cost") for w in ("price", "cost", "cheap", "cheapest", "expensive",
+                                       "costly", "priced", "pricey", "cheaper", "priciest")},
+    **{w: ("byte", "size") for w in ("size", "byte", "heavy", "heaviest", "file")},
+    **{w: ("total", "amount", "revenue", "value", "spend")
+       for w in ("spend", "spent", "revenue", "money", "amount", "sale", "paid", "worth",
+                 "value", "total", "much", "earn", "made", "brought", "bill")},
+    **{w: ("birth", "born", "dob") for w in ("old", "oldest", "young", "youngest", "age",
+                                              "born", "birth", "birthday", "older",
+                                              "younger")},
+    **{w: ("hire", "hired", "start", "join") for w in ("hire", "joined", "tenure")},
+    **{w: ("title", "role", "position") for w in ("job", "role", "position")},
+    **{w: ("email", "mail") for w in ("email", "mail", "e")},
+    **{w: ("phone", "telephone", "mobile") for w in ("phone", "telephone", "mobile")},
+    **{w: ("quantity", "qty", "unit") for w in ("quantity", "unit", "units", "qty")},
+    **{w: ("discount",) for w in ("discount", "discounted")},
+    "write": ("composer", "author", "writer"), "wrote": ("composer", "author", "writer"),
+    "written": ("composer", "author", "writer"),
+    "writer": ("composer", "author"), "composed": ("composer",), "compose": ("composer",),
+    "big": ("byte", "size", "total", "amount"), "biggest": ("byte", "size", "total", "amount"),
+    "large": ("byte", "size", "total", "amount"), "largest": ("byte", "size", "total", "amount"),
+    "small": ("byte", "size", "total", "amount"),
+    "smallest": ("byte", "size", "total", "amount"),
+    "bigger": ("byte", "size", "total", "amount"),
+    "live": ("city", "country", "state", "address"), "based": ("city", "country", "state"),
+    "located": ("city", "country", "state", "address"), "from": ("country", "city"),
+    "where": ("city", "country", "state"),
+}
+
+#: Parts of column names that say what kind of value it is, not what it is about.
+_GENERIC = frozenset({"id", "name", "date", "number", "code", "no", "num", "key", "time", "on",
+                      "at", "is", "has"})
+_DATED = re.compile(r"(?i)date|time|_on\b|_at\b|[a-z]On\b|[a-z]At\b")
+_MONTH_WORDS = frozenset("january february march april may june july august september "
+                         "october november december".split())
+
+_PEOPLE_TABLE = re.compile(r"(?i)customer|client|employee|staff|person|people|user|member|"
+                           r"contact|student|patient|rep|author|supplier")
+
+
+@dataclass(frozen=True)
+class Linked:
+    """One schema element the question names, with the words that named it."""
+
+    table: Table
+    column: Column | None
+    start: int
+    end: int  # word positions [start, end)
+    score: float  # 1 named outright, less through a synonym or a part of the name
+
+
+@dataclass
+class Link:
+    """What a question names in one schema."""
+
+    snap: SchemaSnapshot
+    words: list[str]  # the question's words, lower case
+    stems: list[str]
+    tables: list[Linked] = field(default_factory=list)  # in question order
+    columns: list[Linked] = field(default_factory=list)
+    hints: list[Hint] = field(default_factory=list)
+    phrases: list[str] = field(default_factory=list)  # names the index does not hold
+
+    def ranked_tables(self) -> list[Table]:
+        """Tables the question names, strongest first, then the owners of its columns and
+        values (one table each, in question order)."""
+        out: list[Table] = []
+        for m in sorted(self.tables, key=lambda m: (-m.score, m.start)):
+            if m.table not in out:
+                out.append(m.table)
+        for m in sorted(self.columns, key=lambda m: (-m.score, m.start)):
+            if m.table not in out:
+                out.append(m.table)
+        for h in self.hints:
+            t = table_named(self.snap, h.table)
+            if t is not None and t not in out:
+                out.append(t)
+        return out
+
+    def chosen(self, limit: int = 3) -> list[Table]:
+        """The one to `limit` tables to show a model: the ones named, and those a join
+        between them passes through."""
+        named = self.ranked_tables()[:limit] or list(self.snap.tables[:1])
+        out = list(named)
+        for t in named[1:]:
+            for hop in join_path(self.snap, named[0], t) or []:
+                for side in (hop.left, hop.right):
+                    if side not in out:
+                        out.append(side)
+        return out[: max(limit, len(named))]
+
+    def columns_of(self, table: Table) -> list[Linked]:
+        return [m for m in self.columns if m.table is table]
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One join: `left.left_cols = right.right_cols`."""
+
+    left: Table
+    left_cols: tuple[str, ...]
+    right: Table
+    right_cols: tuple[str, ...]
+
+
+def table_named(snap: SchemaSnapshot, name: str) -> Table | None:
+    for t in snap.tables:
+        if snap.qualified(t).lower() == name.lower() or t.name.lower() == name.lower():
+            return t
+    return None
+
+
+def label_columns(table: Table) -> list[Column]:
+    """How a row of `table` is named in an answer: first and last name for people, else
+    its name or title, else its key."""
+    by = {c.name.lower().replace("_", ""): c for c in table.columns}
+    if "firstname" in by and "lastname" in by:
+        return [by["firstname"], by["lastname"]]
+    for key in ("name", "title", "fullname", "label"):
+        if key in by:
+            return [by[key]]
+    named = [c for c in table.columns if c.name.lower().endswith("name")]
+    if named:
+        return named[:1]
+    keys = [c for c in table.columns if c.primary_key]
+    return keys[:1] or table.columns[:1]
+
+
+def is_people(table: Table) -> bool:
+    names = {c.name.lower().replace("_", "") for c in table.columns}
+    return bool(_PEOPLE_TABLE.search(table.name)) or {"firstname", "lastname"} <= names
+
+
+# --------------------------------------------------------------------------- index
+
+@dataclass
+class _Names:
+    tables: list[tuple[Table, tuple[str, ...]]]
+    columns: list[tuple[Table, Column, tuple[str, ...]]]
+    graph: dict[int, list[Hop]]
+
+
+_lock = threading.Lock()
+_names: dict[int, tuple[SchemaSnapshot, _Names]] = {}
+
+
+def _terms(name: str) -> tuple[str, ...]:
+    return tuple(_stem(w) for w in _words(name))
+
+
+def _index(snap: SchemaSnapshot) -> _Names:
+    with _lock:
+        hit = _names.get(id(snap))
+        if hit is not None and hit[0] is snap:
+            return hit[1]
+    graph: dict[int, list[Hop]] = {}
+    for t in snap.tables:
+        for fk in t.foreign_keys:
+            ref = table_named(snap, f"{fk.ref_schema}.{fk.ref_table}" if fk.ref_schema
+                              else fk.ref_table) or table_named(snap, fk.ref_table)
+            if ref is None:
+                continue
+            hop = Hop(t, tuple(fk.columns), ref, tuple(fk.ref_columns))
+            back = Hop(ref, tuple(fk.ref_columns), t, tuple(fk.columns))
+            graph.setdefault(id(t), []).append(hop)
+            if ref is not t:
+                graph.setdefault(id(ref), []).append(back)
+    names = _Names(
+        tables=[(t, _terms(t.name)) for t in snap.tables],
+        columns=[(t, c, _terms(c.name)) for t in snap.tables for c in t.columns],
+        graph=graph,
+    )
+    with _lock:
+        if len(_names) > 32:
+            _names.clear()
+        _names[id(snap)] = (snap, names)
+    return names
+
+
+def join_path(snap: SchemaSnapshot, a: Table, b: Table, max_hops: int = 3) -> list[Hop] | None:
+    """The shortest chain of foreign-key joins from `a` to `b` (None when there is none)."""
+    if a is b:
+        return []
+    graph = _index(snap).graph
+    seen = {id(a)}
+    queue: deque[tuple[Table, list[Hop]]] = deque([(a, [])])
+    while queue:
+        t, path = queue.popleft()
+        if len(path) >= max_hops:
+            continue
+        for hop in graph.get(id(t), []):
+            if hop.right is hop.left or id(hop.right) in seen:
+                continue
+            nxt = [*path, hop]
+            if hop.right is b:
+                return nxt
+            seen.add(id(hop.right))
+            queue.append((hop.right, nxt))
+    return None
+
+
+# --------------------------------------------------------------------------- matching
+
+_FIRST_LAST = re.compile(r"(?i)\bfirst\s+(?:name\s+)?(?:and|&|,)\s+last\s+names?\b")
+_CAPS = re.compile(r"(?:[A-Z][\w'’.-]*|\d+)(?:\s+(?:[A-Z][\w'’.-]*|of|the|and|de|da|be|"
+                   r"in|on|\d+))*")
+_QUOTED = re.compile(r"(?:(?<=\s)|^)[\"“'‘]([^\"”'’]{1,80})[\"”'’](?=\s|$|[.,?!;:])")
+_LEADING = frozenset("what what's whats which who who's whom how when where list show give "
+                     "name names find tell count is are the a an in on for of and total "
+                     "average mean top i we our my me please do does did has have number "
+                     "just only all every each".split())
+
+
+def word_at(text: str, index: int) -> int:
+    """The position, in `link()`'s words, of the word at character `index` of `text`."""
+    return len(_words(text[:index]))
+
+
+def _alternatives(stem: str, vocab: Mapping[str, Sequence[str]]) -> set[str]:
+    return {_stem(w) for word in vocab.get(stem, ()) for w in _words(word)}
+
+
+def _find(seq: tuple[str, ...], stems: list[str], alts: list[set[str]],
+          used: set[int]) -> list[tuple[int, float]]:
+    """Where `seq` occurs in the question: (start, score) with 1.0 for the words
+    themselves and 0.7 when a synonym stood in for some."""
+    out = []
+    n = len(seq)
+    for i in range(len(stems) - n + 1):
+        if any(j in used for j in range(i, i + n)):
+            continue
+        exact = all(stems[i + k] == seq[k] for k in range(n))
+        if exact or all(stems[i + k] == seq[k] or seq[k] in alts[i + k] for k in range(n)):
+            out.append((i, 1.0 if exact else 0.7))
+    return out
+
+
+def link(question: str, snap: SchemaSnapshot, *, values: object = None,
+         synonyms: Mapping[str, Sequence[str]] | None = None) -> Link:
+    """What `question` names in `snap`: tables, columns, values and unknown names."""
+    text = question or ""
+    words = [w.lower() for w in _words(text)]
+    stems = [_stem(w) for w in words]
+    names = _index(snap)
+    vocab: dict[str, tuple[str, ...]] = dict(TABLE_WORDS)
+    for k, v in (synonyms or {}).items():
+        key = _stem(str(k).lower())
+        vocab[key] = tuple(dict.fromkeys((*vocab.get(key, ()), *v)))
+    table_alts = [_alternatives(s, vocab) for s in stems]
+    col_alts = [_alternatives(s, COLUMN_WORDS) | _alternatives(w, COLUMN_WORDS)
+                for s, w in zip(stems, words, strict=True)]
+    out = Link(snap=snap, words=words, stems=stems)
+
+    used: set[int] = set()
+    for t, seq in sorted(names.tables, key=lambda x: -len(x[1])):  # "invoice line" first
+        if not seq:
+            continue
+        for start, score in _find(seq, stems, table_alts, used):
+            out.tables.append(Linked(t, None, start, start + len(seq), score))
+    for m in out.tables:
+        if m.score == 1.0 and m.end - m.start > 1:
+            used.update(range(m.start, m.end))
+
+    cols: list[Linked] = []
+    for t, c, seq in names.columns:
+        if not seq:
+            continue
+        hits = _find(seq, stems, col_alts, set())
+        cols += [Linked(t, c, s, s + len(seq), sc * (1.0 if len(seq) > 1 else 0.9))
+                 for s, sc in hits]
+        if len(seq) > 1 and seq[-1] not in ("id", "name") and not hits:  # billing country
+            cols += [Linked(t, c, s, s + 1, 0.5)
+                     for s, _ in _find(seq[-1:], stems, col_alts, set())]
+        if len(seq) > 1 and _DATED.search(f"{c.name} {c.type}"):  # "hired" -> hire date
+            heads = {x for x in seq if x not in _GENERIC}
+            cols += [Linked(t, c, i, i + 1, 0.9 if i + 1 < len(stems) and stems[i + 1] in (
+                         "date", "time", "day") else 0.65 if stems[i] in heads else 0.6)
+                     for i, alt in enumerate(col_alts)
+                     if (heads & alt or stems[i] in heads) and not any(
+                         h[0] <= i < h[0] + len(seq) for h in hits)]
+    for m in _FIRST_LAST.finditer(text):  # "first and last name": both columns
+        at = word_at(text, m.start())
+        for t in snap.tables:
+            by = {c.name.lower().replace("_", ""): c for c in t.columns}
+            if "firstname" in by and "lastname" in by:
+                cols += [Linked(t, by["firstname"], at, at + 1, 1.0),
+                         Linked(t, by["lastname"], at + 2, at + 4, 1.0)]
+    # "job title": a word before a column that means it too makes the match sure
+    cols = [Linked(m.table, m.column, m.start, m.end, 1.0) if m.start > 0 and m.column is not None
+            and set(_terms(m.column.name)) & col_alts[m.start - 1] and m.score >= 0.9 else m
+            for m in cols]
+    # "the id of ..." matches every key: keep a part-match only where no table is named
+    out.columns = [m for m in cols if not (m.column is not None and m.column.name.lower()
+                                           in ("id",) and m.score < 1)]
+    out.tables.sort(key=lambda m: m.start)
+    out.columns.sort(key=lambda m: (m.start, -m.score))
+
+    out.hints = value_hints(question or "", values) if values is not None else []  # type: ignore[arg-type]
+    out.phrases = _unknown_names(question or "", out)
+    return out
+
+
+def _unknown_names(question: str, link_: Link) -> list[str]:
+    """Quoted or capitalised phrases that are neither schema names nor indexed values:
+    names to try against the text columns ("Led Zeppelin", "Kurt Cobain")."""
+    found = [m.group(1).strip() for m in _QUOTED.finditer(question)]
+    for m in _CAPS.finditer(question):
+        phrase = re.sub(r"['’]s$", "", m.group(0).strip(" .,'’"))
+        parts = phrase.split()
+        at_start = not question[:m.start()].strip() or question[:m.start()].rstrip()[-1] in ".?!"
+        if at_start and len(parts) == 1:
+            continue  # "Emails of ...", "Number of ...": a sentence's first word
+        while parts and parts[0].lower() in _LEADING:
+            parts = parts[1:]
+        while parts and parts[-1].lower() in ("of", "the", "and", "in", "on", "be", "de", "da"):
+            parts = parts[:-1]
+        phrase = " ".join(parts)
+        if not phrase or phrase[0].isdigit() or phrase in found or any(
+                w.lower() in _MONTH_WORDS or re.fullmatch(r"\d{4}", w) for w in parts):
+            continue
+        stems = {_stem(w) for w in _words(phrase)}
+        schema_words = {s for t, seq in _index(link_.snap).tables for s in seq}
+        if stems <= schema_words | set(TABLE_WORDS) | {"id"}:
+            continue
+        if any(h.said.lower() == phrase.lower() for h in link_.hints):
+            continue
+        found.append(phrase)
+    return found

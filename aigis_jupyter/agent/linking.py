@@ -350,13 +350,13 @@ def _unknown_names(question: str, link_: Link) -> list[str]:
     for m in _CAPS.finditer(question):
         phrase = re.sub(r"['’]s$", "", m.group(0).strip(" .,'’"))
         parts = phrase.split()
+        while parts and parts[-1].lower() in ("of", "the", "and", "in", "on", "be", "de", "da"):
+            parts = parts[:-1]
         at_start = not question[:m.start()].strip() or question[:m.start()].rstrip()[-1] in ".?!"
         if at_start and len(parts) == 1:
             continue  # "Emails of ...", "Number of ...": a sentence's first word
         while parts and parts[0].lower() in _LEADING:
             parts = parts[1:]
-        while parts and parts[-1].lower() in ("of", "the", "and", "in", "on", "be", "de", "da"):
-            parts = parts[:-1]
         phrase = " ".join(parts)
         if not phrase or phrase[0].isdigit() or phrase in found or any(
                 w.lower() in _MONTH_WORDS or re.fullmatch(r"\d{4}", w) for w in parts):

@@ -45,7 +45,8 @@ _MOST = re.compile(r"(?i)\b(most|more|highest|largest|biggest|top|best)\b")
 _LEAST = re.compile(r"(?i)\b(least|fewest|lowest|smallest)\b")
 _YOUNG = re.compile(r"(?i)\b(youngest|younger|newest|latest|most\s+recent(ly)?|last)\b")
 _OLD = re.compile(r"(?i)\b(oldest|older|earliest|first|longest\s+with|longest)\b")
-_WHICH = re.compile(r"(?i)^\s*(which|who|what|name|list|show|give|find)\b|\b(which|who)\b")
+_WHICH = re.compile(r"(?i)^\s*(which|who|name|list|show|give|find)\b|\b(which|who)\b")
+_WHAT_IS = re.compile(r"(?i)^\s*(what|when)(\W?s|\s+is|\s+was|\s+are)\s+the\b")
 _GROUP = re.compile(r"(?i)\b(?:for\s+each|in\s+each|each|per|every|(?<!sorted\s)(?<!ordered\s)"
                     r"(?<!order\s)by)\s+((?:[\w']+\s*){1,3})")
 _AGG_CUE = re.compile(r"(?i)\b(how\s+many|number|count|total|sum|average|avg|mean|most|least|"
@@ -94,6 +95,7 @@ class Candidate:
     sql: str
     score: float
     shape: str
+    values: int = 0  # values of the question it filters on (found in the data or not)
     notes: list[str] = field(default_factory=list)
 
 
@@ -213,6 +215,7 @@ class _Filter:
     column: Column
     score: float
     words: tuple[int, int] | None = None
+    value: bool = False  # a value the question names (not a number or a date)
 
 
 def _numbers(question: str) -> list[tuple[str, float, str, int]]:
@@ -263,7 +266,7 @@ def _value_filters(link: Link, question: str) -> list[list[_Filter | None]]:
         c = next((x for x in t.columns if x.name == h.column), None) if t else None
         if t is None or c is None:
             continue
-        f = _Filter(t, f"{{}} = {literal(h.value)}", c, 1.0)
+        f = _Filter(t, f"{{}} = {literal(h.value)}", c, 1.0, value=True)
         for g in groups:  # the same words matched in several columns: alternatives
             if g and g[0] is not None and g[0].sql == f.sql:
                 g.append(f)
@@ -281,7 +284,7 @@ def _value_filters(link: Link, question: str) -> list[list[_Filter | None]]:
                 first, last = cols["firstname"], cols["lastname"]
                 cond = (f"{{}} = {literal(parts[0])} AND {{{last.name}}} = "
                         f"{literal(' '.join(parts[1:]))}")
-                alts.append(_Filter(t, cond, first, 1.0 * near))
+                alts.append(_Filter(t, cond, first, 1.0 * near, value=True))
                 continue
             for c in t.columns:
                 if not _is_text(c) or c.primary_key:
@@ -290,7 +293,8 @@ def _value_filters(link: Link, question: str) -> list[list[_Filter | None]]:
                 label = c in label_columns(t)
                 score = 0.9 if mentioned else 0.7 if label else 0.5 if near == 1.0 else 0
                 if score:
-                    alts.append(_Filter(t, f"{{}} = {literal(phrase)}", c, score * near))
+                    alts.append(_Filter(t, f"{{}} = {literal(phrase)}", c, score * near,
+                                        value=True))
         if alts:
             at = word_at(question, max(0, question.find(phrase)))
             for f in alts:  # "the last name Tanaka": the column named just before
@@ -307,7 +311,8 @@ def _value_filters(link: Link, question: str) -> list[list[_Filter | None]]:
                 for c in t.columns:
                     if _is_text(c) and (c in label_columns(t) or any(
                             x.column is c for x in link.columns)):
-                        alts.append(_Filter(t, f"{{}} LIKE {literal(pat.format(word))}", c, 0.9))
+                        alts.append(_Filter(t, f"{{}} LIKE {literal(pat.format(word))}", c, 0.9,
+                                            value=True))
             if alts:
                 groups.append(alts)
     return groups
@@ -550,7 +555,8 @@ def _shapes_for(question: str, q: str, link: Link, subject: Table, s_score: floa
 
     def add(sql: str | None, score: float, shape: str) -> None:
         if sql:
-            out.append(Candidate(sql, round(score * s_score * fscore, 4), shape))
+            out.append(Candidate(sql, round(score * s_score * fscore, 4), shape,
+                                 values=sum(f.value for f in filters)))
 
     # the columns the question asks to see, of the subject or a joined table
     shown = [m for m in _resolve(link, subject) if m.score >= 0.7 and (
@@ -592,7 +598,8 @@ def _shapes_for(question: str, q: str, link: Link, subject: Table, s_score: floa
                 if func in ("AVG", "SUM") and not _is_numeric(c):
                     continue
                 qy = _Query(link, subject, dialect)
-                add(build([f"{func}({qy.col(t, c)})"], qy), 1.0 * s + 0.05, "aggregate")
+                bonus = 0.05 if (avg or summed or _WHAT_IS.search(q)) and not limit else -0.1
+                add(build([f"{func}({qy.col(t, c)})"], qy), 1.0 * s + bonus, "aggregate")
     # ----- groups
     for kind, key, g_score in groups:
         qy = _Query(link, subject, dialect)
@@ -710,7 +717,7 @@ def _shapes_for(question: str, q: str, link: Link, subject: Table, s_score: floa
             sort = _sort_column(question, link, subject) or (cols[0] if cols else None)
             if sort is not None:
                 order = f"{qy.col(*sort)} {order_dir(sort[1]) if _DESC.search(q) or not _ASC.search(q) or re.search(r'(?i)oldest|newest|latest|earliest', q) else 'ASC'}"
-        base = 0.5 if (superlative or limit) else 0.7 if (counting or avg or summed) else 0.9
+        base = 0.5 if (superlative or limit or avg or summed) else 0.7 if counting else 0.9
         add(build(select, qy, order=order, dist=dist), base + (0.1 if explicit else 0),
             "filter" if filters else "list")
         if dist and not distinct:

@@ -1,0 +1,122 @@
+"""Several candidate queries, one answer: run them, drop the failures, keep the best.
+
+The candidates come from `shapes.py` (built from the linked schema) and from the model.
+Each is guarded and run like any query. A candidate that fails or returns nothing loses;
+among the rest a candidate gains from the others whose result is the same (two readings of
+the question that agree are likelier right than one alone), and from each value of the
+question it found in the data. When the best is weak, or another reading with a different
+result comes close, the answer says it may be wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import AigisError, QueryCancelled, QueryTimeout
+
+__all__ = ["Tried", "pick", "run_all"]
+
+#: Seconds all candidates together may take to run (the rest are skipped).
+RUN_BUDGET_S = 4.0
+#: Rows of a result compared between candidates.
+AGREE_ROWS = 200
+#: What a candidate gains from each other candidate with the same result (share of its
+#: score), and what an empty result keeps of it.
+AGREE_SHARE, EMPTY_KEEP = 0.3, 0.25
+#: A best candidate below this, or a rival with another result within RIVAL_GAP of it,
+#: makes the answer unsure.
+SURE_SCORE, RIVAL_GAP = 0.6, 0.1
+
+
+@dataclass
+class Tried:
+    """One candidate and what running it gave."""
+
+    sql: str
+    prior: float
+    source: str  # "shape" or "model"
+    values: int = 0  # values of the question this candidate filters on
+    result: Any = None
+    error: str | None = None
+    score: float = field(default=0.0)
+
+    def rows(self) -> int:
+        return int(getattr(self.result, "row_count", 0) or 0) if self.result is not None else 0
+
+    def key(self) -> tuple[Any, ...] | None:
+        """The result, as comparable values (column names and row order aside)."""
+        if self.result is None:
+            return None
+        df = self.result.df
+        rows = []
+        for r in df.head(AGREE_ROWS).itertuples(index=False, name=None):
+            rows.append(tuple(sorted(_norm(v) for v in r)))
+        return (len(df.columns), self.rows(), tuple(sorted(rows)))
+
+
+def _norm(v: Any) -> str:
+    if isinstance(v, bool):
+        v = int(v)
+    if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
+        return repr(round(float(v), 4))
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+
+
+async def run_all(ctx: Any, conn: str, tried: list[Tried]) -> None:
+    """Run each candidate (guarded, audited) within the turn's budget; errors are kept."""
+    deadline = time.monotonic() + RUN_BUDGET_S
+    for t in tried:
+        ctx.check_cancel()
+        if t.result is not None or t.error is not None:
+            continue
+        if time.monotonic() > deadline:
+            t.error = "skipped: out of time"
+            continue
+        try:
+            t.result = await asyncio.to_thread(ctx.deps.run_sql, conn, t.sql, ctx.cancel)
+        except (QueryCancelled, QueryTimeout):
+            raise
+        except AigisError as exc:
+            t.error = exc.message
+
+
+def _empty(t: Tried) -> bool:
+    if t.rows() == 0:
+        return True
+    df = t.result.df
+    if t.rows() == 1 and len(df.columns) == 1:
+        v = df.iloc[0, 0]
+        return v is None or (isinstance(v, float) and math.isnan(v))
+    return False
+
+
+def pick(tried: list[Tried]) -> tuple[Tried | None, list[str]]:
+    """The best candidate that ran, and why the answer may be wrong (empty when sure)."""
+    ran = [t for t in tried if t.result is not None and t.error is None]
+    if not ran:
+        return None, []
+    for t in ran:
+        t.score = t.prior * (EMPTY_KEEP if _empty(t) else 1.0)
+        if not _empty(t):
+            t.score += 0.25 * t.values
+    groups: dict[Any, list[Tried]] = {}
+    for t in ran:
+        groups.setdefault(t.key(), []).append(t)
+    for t in ran:  # readings from another source that agree (variants of one do not count)
+        others = [o.score for o in groups[t.key()] if o.source != t.source]
+        t.score += AGREE_SHARE * sum(others)
+    best = max(ran, key=lambda t: t.score)
+    reasons = []
+    if _empty(best):
+        reasons.append("every reading of the question I tried returned no rows")
+    elif best.score < SURE_SCORE:
+        reasons.append("I am not confident this query matches the question")
+    else:
+        rivals = [t for t in ran if t.key() != best.key() and not _empty(t)]
+        if rivals and max(t.score for t in rivals) >= best.score - RIVAL_GAP:
+            reasons.append("another reading of the question gives a different result")
+    return best, reasons

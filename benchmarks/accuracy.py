@@ -72,6 +72,7 @@ def same_result(gold: list[Any], pred: list[Any], ordered: bool) -> bool:
 
 async def run_one(runner: Any, deps: SqliteDeps, model: str, question: str) -> dict[str, Any]:
     deps.last = None
+    deps.results.clear()
     events: list[dict[str, Any]] = []
     first_sql: float | None = None
     t0 = time.perf_counter()
@@ -82,15 +83,16 @@ async def run_one(runner: Any, deps: SqliteDeps, model: str, question: str) -> d
         events.append(e)
     total = time.perf_counter() - t0
     sqls = [e["sql"] for e in events if e["type"] == "sql"]
+    shown = deps.results.get(sqls[-1]) if sqls else None  # the answer's, not the last run
     errors = [e for e in events if e["type"] == "error"]
     answer = events[-1].get("full_response", "")
     return {
         "sql": sqls[-1] if sqls else "",
         "verified": any(e.get("verified") for e in events if e["type"] == "sql"),
-        "grounded": grounded(answer, deps.last, sqls[-1] if sqls else None),
+        "grounded": grounded(answer, shown, sqls[-1] if sqls else None),
         "attempts": len(sqls),
         "error": errors[0]["message"] if errors else None,
-        "result": deps.last,
+        "result": shown,
         "latency_s": total,
         "sql_latency_s": first_sql,
         "answer": answer,

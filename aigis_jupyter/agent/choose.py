@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import AigisError, QueryCancelled, QueryTimeout
 
-__all__ = ["Tried", "pick", "run_all"]
+__all__ = ["Tried", "choose_query", "pick", "run_all"]
 
 #: Seconds all candidates together may take to run (the rest are skipped).
 RUN_BUDGET_S = 4.0
@@ -27,6 +28,10 @@ AGREE_ROWS = 200
 #: What a candidate gains from each other candidate with the same result (share of its
 #: score), and what an empty result keeps of it.
 AGREE_SHARE, EMPTY_KEEP = 0.3, 0.25
+#: A best candidate at least this good is kept without asking the model for its own query.
+CONFIDENT = 0.85
+#: The prior of the model's own query, and of one whose shape does not fit the question.
+MODEL_PRIOR, MODEL_DOUBTED = 0.55, 0.25
 #: A best candidate below this, or a rival with another result within RIVAL_GAP of it,
 #: makes the answer unsure.
 SURE_SCORE, RIVAL_GAP = 0.6, 0.1
@@ -120,3 +125,25 @@ def pick(tried: list[Tried]) -> tuple[Tried | None, list[str]]:
         if rivals and max(t.score for t in rivals) >= best.score - RIVAL_GAP:
             reasons.append("another reading of the question gives a different result")
     return best, reasons
+
+
+async def choose_query(ctx: Any, conn: str, question: str, dialect: str,
+                       write_sql: Callable[[], Awaitable[str | None]]) -> Tried | None:
+    """The best of the shapes' candidates and, unless one of them is sure, the model's own
+    query (`write_sql`); None when nothing ran. `ctx.unsure` gets the doubts."""
+    from .doubts import doubts
+    from .shapes import candidates
+
+    found = await asyncio.to_thread(candidates, question, ctx.link, dialect)
+    tried = [Tried(c.sql, c.score, "shape", values=c.values) for c in found]
+    await run_all(ctx, conn, tried)
+    best, reasons = pick(tried)
+    if best is None or best.score < CONFIDENT or reasons:
+        statement = await write_sql()
+        if statement and all(t.sql != statement for t in tried):
+            doubted = doubts(question, statement, dialect)
+            tried.append(Tried(statement, MODEL_DOUBTED if doubted else MODEL_PRIOR, "model"))
+            await run_all(ctx, conn, tried)
+        best, reasons = pick(tried)
+    ctx.unsure = reasons
+    return best

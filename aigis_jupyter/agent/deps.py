@@ -66,7 +66,8 @@ class SpecDeps:
 
     The same calls the service makes (the cached snapshot, the guard, guarded `run_query`,
     the value index), without the audit log; `examples` and `notes` stand in for what the
-    store would hold. `ran` lists the statements run, `last` holds the last result.
+    store would hold. `ran` lists the statements run, `last` holds the last result and
+    `results` each result by its statement (a turn may run several candidates).
     """
 
     def __init__(self, spec: ConnectionSpec, *, max_rows: int = 10_000,
@@ -82,6 +83,7 @@ class SpecDeps:
         self.notes = notes
         self.ran: list[str] = []
         self.last: QueryResult | None = None
+        self.results: dict[str, QueryResult] = {}  # by statement, since the last clear
 
     @property
     def engine(self) -> Engine:
@@ -115,6 +117,7 @@ class SpecDeps:
         self.ran.append(sql)
         self.last = run_query(self.engine, self.spec, sql, max_rows=self.max_rows,
                               timeout_s=self.timeout_s, cancel=cancel)
+        self.results[sql] = self.last
         return self.last
 
     def teaching(self, connection_id: str) -> Teaching:

@@ -34,7 +34,7 @@ from ..errors import (
     QueryTimeout,
     SQLRefused,
 )
-from . import describe, doubts, events, explore, grounding, intent, prompts, steps
+from . import choose, describe, doubts, events, explore, grounding, intent, prompts, steps
 from .sqltext import complete_group_by, extract_sql
 from .steps import turns
 from .turn import AigisState, TurnContext, call_model
@@ -124,52 +124,75 @@ async def ask_database(state: AigisState, runtime: Runtime[TurnContext]) -> dict
             prompt = prompts.sql_completion(question, ctx.schema, dialect, history, ctx.lessons)
         else:
             chat = prompts.sql_messages(question, schema, dialect, history, ctx.lessons)
-        attempts = 0
-        while True:
-            ctx.check_cancel()
+        chosen = None
+        if (completion and not reuse and not state.get("sql_only") and ctx.link is not None
+                and not (history and prompts.is_follow_up(question))):
+
+            async def write_sql() -> str | None:
+                """The model's own query, one attempt (the candidates stand beside it)."""
+                write(events.status("sql"))
+                try:
+                    reply = await call_model(ctx, [HumanMessage(prompt)], node="ask_database",
+                                             stop=prompts.SQL_STOP, max_tokens=LOCAL_SQL_TOKENS)
+                except ModelError:
+                    return None
+                found = extract_sql(reply, prefix=prompt[prompt.rfind("\n") + 1 :])
+                if not found:
+                    return None
+                return await asyncio.to_thread(complete_group_by, found, dialect)
+
             write(events.status("sql"))
-            if reuse and attempts == 0:
-                statement = history[-1][1]
-            elif completion:
-                reply = await call_model(ctx, [HumanMessage(prompt)], node="ask_database",
-                                         stop=prompts.SQL_STOP, max_tokens=LOCAL_SQL_TOKENS)
-                statement = extract_sql(reply, prefix=prompt[prompt.rfind("\n") + 1 :])
-            else:
-                reply = await call_model(ctx, chat, node="ask_database")
-                statement = extract_sql(reply)
-            if statement:  # sqlglot parses it: a CPU-bound step kept off the event loop
-                statement = await asyncio.to_thread(complete_group_by, statement, dialect)
-            try:
-                if not statement:
-                    raise SQLRefused(
-                        "The model's reply contained no SQL query.", reason="no_sql"
-                    )
-                if state.get("sql_only"):
-                    checked = await asyncio.to_thread(ctx.deps.check_sql, conn, statement)
-                    write(events.sql(checked, verified=steps.verified(ctx, statement, dialect)))
-                    statement = checked
-                    break
-                result = await steps.execute(ctx, conn, statement, dialect)
-                break
-            except (QueryCancelled, QueryTimeout):
-                raise
-            except (SQLRefused, DatabaseError) as exc:
+            chosen = await choose.choose_query(ctx, conn, question, dialect, write_sql)
+        if chosen is not None:
+            statement, result = chosen.sql, chosen.result
+            steps.announce(ctx, statement, dialect)
+        else:
+            attempts = 0
+            while True:
                 ctx.check_cancel()
-                if exc.reason in steps.NOT_THE_QUERY:
-                    raise
-                write(events.tool_result(f"Query failed to execute. Error: {exc.message}"))
-                if attempts >= int(getattr(ctx.settings, "sql_repairs", 2)):
-                    raise type(exc)(
-                        f"I could not write a working query for this question "
-                        f"({attempts + 1} attempts). Last error: {exc.message} "
-                        "Try rephrasing it, or name the tables and columns to use.",
-                        reason=exc.reason,
-                    ) from exc
-                attempts += 1
-                if completion:
-                    prompt = prompts.repair_completion(prompt, statement, exc.message)
+                write(events.status("sql"))
+                if reuse and attempts == 0:
+                    statement = history[-1][1]
+                elif completion:
+                    reply = await call_model(ctx, [HumanMessage(prompt)], node="ask_database",
+                                             stop=prompts.SQL_STOP, max_tokens=LOCAL_SQL_TOKENS)
+                    statement = extract_sql(reply, prefix=prompt[prompt.rfind("\n") + 1 :])
                 else:
-                    chat = prompts.repair_messages(chat, statement, exc.message)
+                    reply = await call_model(ctx, chat, node="ask_database")
+                    statement = extract_sql(reply)
+                if statement:  # sqlglot parses it: a CPU-bound step kept off the event loop
+                    statement = await asyncio.to_thread(complete_group_by, statement, dialect)
+                try:
+                    if not statement:
+                        raise SQLRefused(
+                            "The model's reply contained no SQL query.", reason="no_sql"
+                        )
+                    if state.get("sql_only"):
+                        checked = await asyncio.to_thread(ctx.deps.check_sql, conn, statement)
+                        write(events.sql(checked, verified=steps.verified(ctx, statement, dialect)))
+                        statement = checked
+                        break
+                    result = await steps.execute(ctx, conn, statement, dialect)
+                    break
+                except (QueryCancelled, QueryTimeout):
+                    raise
+                except (SQLRefused, DatabaseError) as exc:
+                    ctx.check_cancel()
+                    if exc.reason in steps.NOT_THE_QUERY:
+                        raise
+                    write(events.tool_result(f"Query failed to execute. Error: {exc.message}"))
+                    if attempts >= int(getattr(ctx.settings, "sql_repairs", 2)):
+                        raise type(exc)(
+                            f"I could not write a working query for this question "
+                            f"({attempts + 1} attempts). Last error: {exc.message} "
+                            "Try rephrasing it, or name the tables and columns to use.",
+                            reason=exc.reason,
+                        ) from exc
+                    attempts += 1
+                    if completion:
+                        prompt = prompts.repair_completion(prompt, statement, exc.message)
+                    else:
+                        chat = prompts.repair_messages(chat, statement, exc.message)
     except AigisError as exc:
         out = steps.fail(exc, ctx)
         out["messages"] = [call, ToolMessage(f"Error: {exc.message}", tool_call_id=call_id,
@@ -260,6 +283,7 @@ async def answer(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, 
         emit(("\n\n" if text.strip() else "") + prompts.fallback_answer(preview))
         text = "".join(sent)
     reasons = doubts.doubts(question, res.get("sql") or "", ctx.dialect)
+    reasons += [r for r in ctx.unsure if r not in reasons]
     if reasons and not chart_only(question):
         emit("\n\n" + doubts.unsure_note(reasons))
         text = "".join(sent)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
@@ -14,7 +15,7 @@ from langgraph.config import get_stream_writer
 
 from .. import charts
 from ..errors import AigisError, ModelError, QueryCancelled
-from . import events, hints, prompts
+from . import events, prompts
 from .turn import TurnContext, call_model, text_of
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def fail(exc: AigisError, ctx: TurnContext) -> dict[str, Any]:
 
 def learn(ctx: TurnContext, conn: str, question: str, snap: Any) -> None:
     """What people taught the connection, as it bears on this question (blocking)."""
+    from .linking import link
     from .verified import similar
 
     ctx.dialect = ctx.deps.dialect(conn)
@@ -64,9 +66,17 @@ def learn(ctx: TurnContext, conn: str, question: str, snap: Any) -> None:
     examples = similar(question, ctx.teaching.examples,
                        how=getattr(ctx.settings, "example_ranker", None))
     ctx.values = index
+    ctx.link = link(question, snap, values=index,
+                    synonyms=getattr(ctx.settings, "schema_synonyms", None))
+    if getattr(ctx.info, "prompt_style", "") == "completion" and ctx.schema is not None:
+        # a small model sees the tables the question needs and the joins between them
+        chosen = ctx.link.chosen() if ctx.link.ranked_tables() else []
+        if chosen:
+            ctx.schema = replace(ctx.schema, tables=[
+                t for t in snap.tables if any(t is c for c in chosen)])
     ctx.lessons = prompts.Lessons(
         examples=[(e.question, e.sql) for e in examples], notes=ctx.teaching.notes,
-        hints=[h.text() for h in hints.value_hints(question, index)])
+        hints=[h.text() for h in ctx.link.hints])
 
 
 def verified(ctx: TurnContext, statement: str, dialect: str) -> bool:
@@ -94,11 +104,16 @@ def suggest(ctx: TurnContext, question: str, preview: dict[str, Any] | None,
         get_stream_writer()(events.suggestions(found))
 
 
-async def execute(ctx: TurnContext, conn: str, statement: str, dialect: str) -> Any:
-    """Announce a statement (`sql`, marked when verified), then guard, run and audit it."""
+def announce(ctx: TurnContext, statement: str, dialect: str) -> None:
+    """The `sql` event of the statement that answers (marked when verified)."""
     write = get_stream_writer()
     write(events.sql(statement, verified=verified(ctx, statement, dialect)))
     write(events.status("executing"))
+
+
+async def execute(ctx: TurnContext, conn: str, statement: str, dialect: str) -> Any:
+    """Announce a statement, then guard, run and audit it."""
+    announce(ctx, statement, dialect)
     return await asyncio.to_thread(ctx.deps.run_sql, conn, statement, ctx.cancel)
 
 

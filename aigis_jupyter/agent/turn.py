@@ -76,6 +76,8 @@ class TurnContext:
     teaching: Any = None  # deps.Teaching: the connection's verified queries and notes
     lessons: Any = None  # prompts.Lessons for this question (examples, notes, value hints)
     values: Any = None  # the connection's databases.values.ValueIndex, when read
+    link: Any = None  # linking.Link: the tables, columns and values the question names
+    unsure: list[str] = field(default_factory=list)  # why the chosen query may be wrong
     tool_model: Any = None  # the model with tools bound, when it drives the turn
     dialect: str | None = None
     choices: tuple[str, ...] = ()  # other models available here, offered when this one fails

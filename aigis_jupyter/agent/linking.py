@@ -21,10 +21,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..databases.catalog import Column, SchemaSnapshot, Table
-from .context import _stem, _words
+from .context import _STOP, _stem, _words
 from .hints import Hint, value_hints
 
-__all__ = ["Link", "Linked", "link", "join_path", "label_columns"]
+__all__ = ["Link", "Linked", "join_path", "label_columns", "link", "word_at"]
 
 #: Everyday words for tables; each maps to words a table name may hold.
 TABLE_WORDS: dict[str, tuple[str, ...]] = {
@@ -74,8 +74,9 @@ COLUMN_WORDS: dict[str, tuple[str, ...]] = {
 _GENERIC = frozenset({"id", "name", "date", "number", "code", "no", "num", "key", "time", "on",
                       "at", "is", "has"})
 _DATED = re.compile(r"(?i)date|time|_on\b|_at\b|[a-z]On\b|[a-z]At\b")
-_MONTH_WORDS = frozenset("january february march april may june july august september "
-                         "october november december".split())
+_MONTHS = ("january february march april may june july august september october november "
+           "december")
+_MONTH_WORDS = frozenset(_MONTHS.split())
 
 _PEOPLE_TABLE = re.compile(r"(?i)customer|client|employee|staff|person|people|user|member|"
                            r"contact|student|patient|rep|author|supplier")
@@ -105,18 +106,25 @@ class Link:
     phrases: list[str] = field(default_factory=list)  # names the index does not hold
 
     def ranked_tables(self) -> list[Table]:
-        """Tables the question names, strongest first, then the owners of its columns and
-        values (one table each, in question order)."""
+        """Tables the question names, strongest first, then the owners of the columns it
+        names that no named table has, then the owners of its values."""
         out: list[Table] = []
-        for m in sorted(self.tables, key=lambda m: (-m.score, m.start)):
+        starts = {m.start for m in self.tables}
+        heads = [m for m in self.tables if m.end not in starts  # "product categories"
+                 or any(o.table is m.table and o.end not in starts for o in self.tables)]
+        for m in sorted(heads, key=lambda m: (-m.score, m.start)):
             if m.table not in out:
                 out.append(m.table)
+        named = {id(t) for t in out}
+        covered = {m.start for m in self.columns if id(m.table) in named}
         for m in sorted(self.columns, key=lambda m: (-m.score, m.start)):
-            if m.table not in out:
-                out.append(m.table)
-        for h in self.hints:
+            if m.table not in out and m.start not in covered and (not named or m.score >= 0.9):
+                out.append(m.table)  # a column no named table has, named outright
+        said = {h.said.lower() for h in self.hints
+                if any(table_named(self.snap, h.table) is t for t in out)}
+        for h in self.hints:  # a value a named table holds needs no other table
             t = table_named(self.snap, h.table)
-            if t is not None and t not in out:
+            if t is not None and t not in out and h.said.lower() not in said:
                 out.append(t)
         return out
 
@@ -245,13 +253,15 @@ def join_path(snap: SchemaSnapshot, a: Table, b: Table, max_hops: int = 3) -> li
 # --------------------------------------------------------------------------- matching
 
 _FIRST_LAST = re.compile(r"(?i)\bfirst\s+(?:name\s+)?(?:and|&|,)\s+last\s+names?\b")
-_CAPS = re.compile(r"(?:[A-Z][\w'’.-]*|\d+)(?:\s+(?:[A-Z][\w'’.-]*|of|the|and|de|da|be|"
-                   r"in|on|\d+))*")
-_QUOTED = re.compile(r"(?:(?<=\s)|^)[\"“'‘]([^\"”'’]{1,80})[\"”'’](?=\s|$|[.,?!;:])")
-_LEADING = frozenset("what what's whats which who who's whom how when where list show give "
-                     "name names find tell count is are the a an in on for of and total "
-                     "average mean top i we our my me please do does did has have number "
-                     "just only all every each".split())
+_APOS = "'\u2019"  # straight and curly apostrophes
+_CAPS = re.compile(rf"(?:[A-Z][\w{_APOS}.-]*|\d+)(?:\s+(?:[A-Z][\w{_APOS}.-]*|of|the|and|de|"
+                   r"da|be|in|on|\d+))*")
+_OPEN, _CLOSE = "\"'\u201c\u2018", "\"'\u201d\u2019"
+_QUOTED = re.compile(rf"(?:(?<=\s)|^)[{_OPEN}]([^{_CLOSE}]{{1,80}})[{_CLOSE}](?=\s|$|[.,?!;:])")
+_LEADING_WORDS = """what what's whats which who who's whom how when where list show give name
+names find tell count is are the a an in on for of and total average mean top i we our my me
+please do does did has have number just only all every each"""
+_LEADING = frozenset(_LEADING_WORDS.split())
 
 
 def word_at(text: str, index: int) -> int:
@@ -300,9 +310,8 @@ def link(question: str, snap: SchemaSnapshot, *, values: object = None,
             continue
         for start, score in _find(seq, stems, table_alts, used):
             out.tables.append(Linked(t, None, start, start + len(seq), score))
-    for m in out.tables:
-        if m.score == 1.0 and m.end - m.start > 1:
-            used.update(range(m.start, m.end))
+            if score == 1.0 and len(seq) > 1:  # "invoice line" is not also "invoice"
+                used.update(range(start, start + len(seq)))
 
     cols: list[Linked] = []
     for t, c, seq in names.columns:
@@ -311,7 +320,8 @@ def link(question: str, snap: SchemaSnapshot, *, values: object = None,
         hits = _find(seq, stems, col_alts, set())
         cols += [Linked(t, c, s, s + len(seq), sc * (1.0 if len(seq) > 1 else 0.9))
                  for s, sc in hits]
-        if len(seq) > 1 and seq[-1] not in ("id", "name") and not hits:  # billing country
+        if (len(seq) > 1 and seq[-1] not in ("id", "name") and not hits  # billing country
+                and seq[-1] not in _STOP and len(seq[-1]) > 2):
             cols += [Linked(t, c, s, s + 1, 0.5)
                      for s, _ in _find(seq[-1:], stems, col_alts, set())]
         if len(seq) > 1 and _DATED.search(f"{c.name} {c.type}"):  # "hired" -> hire date
@@ -348,7 +358,7 @@ def _unknown_names(question: str, link_: Link) -> list[str]:
     names to try against the text columns ("Led Zeppelin", "Kurt Cobain")."""
     found = [m.group(1).strip() for m in _QUOTED.finditer(question)]
     for m in _CAPS.finditer(question):
-        phrase = re.sub(r"['’]s$", "", m.group(0).strip(" .,'’"))
+        phrase = re.sub(rf"[{_APOS}]s$", "", m.group(0).strip(f" .,{_APOS}"))
         parts = phrase.split()
         while parts and parts[-1].lower() in ("of", "the", "and", "in", "on", "be", "de", "da"):
             parts = parts[:-1]

@@ -53,7 +53,8 @@ _AGG_CUE = re.compile(r"(?i)\b(how\s+many|number|count|total|sum|average|avg|mea
                       r"revenue|sales|spent|spend|amount)\b")
 _TIME_UNIT = {"year": "%Y", "yearly": "%Y", "annual": "%Y", "month": "%Y-%m",
               "monthly": "%Y-%m", "day": "%Y-%m-%d", "daily": "%Y-%m-%d"}
-_TOPN = re.compile(rf"(?i)\b(?:top|first|last|best|worst|which|what\s+are\s+the|the)\s+{_NUM}\s|\b{_NUM}\s+(?:\w+\s+)?"
+_TOPN = re.compile(rf"(?i)\b(?:top|first|last|best|worst|which|what\s+are\s+the|the)\s+{_NUM}\s|"
+                   rf"\b{_NUM}\s+(?:\w+\s+)?"
                    r"(?:\w+est|most|least|biggest|best|worst|top)\b|\b(?:the\s+)?"
                    rf"{_NUM}\s+(?:\w+\s+)?(?:with|having|that\s+have)\s+the\b")
 _ASC = re.compile(r"(?i)\b(alphabetical|ascending|a\s*-\s*z|oldest\s+first|lowest\s+first|"
@@ -75,7 +76,8 @@ _COMPARE = [
 _UNIT = {"minute": 60_000, "minutes": 60_000, "min": 60_000, "second": 1_000,
          "seconds": 1_000, "hour": 3_600_000, "hours": 3_600_000, "gb": 1_000_000_000,
          "mb": 1_000_000, "kb": 1_000}
-_NULL = re.compile(r"(?i)\b(?:no|without|missing|lack(?:ing)?|empty|blank|null)\s+((?:\w+\s*){1,2})")
+_NULL = re.compile(r"(?i)\b(?:no|without|missing|lack(?:ing)?|empty|blank|null)\s+"
+                   r"((?:\w+\s*){1,2})")
 _NOT_NULL = re.compile(r"(?i)\b(?:have|has|with)\s+(?:a|an|any|some)\s+((?:\w+\s*){1,2})|"
                        r"\b((?:\w+\s*){1,2})\s+on\s+file\b")
 _RECORD = re.compile(r"(?i)\b(listed|recorded|given|set|on\s+file|filled)\b")
@@ -101,10 +103,11 @@ class Candidate:
 
 # --------------------------------------------------------------------------- SQL text
 
-_KEYWORDS = frozenset("select from where group order by limit as and or not null is in on join "
-                      "table index key values case when then else end desc asc having union "
-                      "all distinct left right inner outer cross natural default check "
-                      "references primary foreign unique user date time timestamp".split())
+_KEYWORD_TEXT = """select from where group order by limit as and or not null is in on join
+table index key values case when then else end desc asc having union all distinct left right
+inner outer cross natural default check references primary foreign unique user date time
+timestamp"""
+_KEYWORDS = frozenset(_KEYWORD_TEXT.split())
 
 
 def ident(name: str, dialect: str) -> str:
@@ -252,7 +255,8 @@ def _date_filters(question: str, dates: list[tuple[Table, Column, float]]) -> li
             elif op == "=":
                 sql = f"strftime('%Y', {{}}) = '{year}'"
             else:
-                sql = f"{{}} {op} '{year}-01-01'" if op == "<" else f"{{}} >= '{int(year) + 1}-01-01'"
+                edge = f"{year}-01-01" if op == "<" else f"{int(year) + 1}-01-01"
+                sql = f"{{}} {'<' if op == '<' else '>='} '{edge}'"
             out.append(_Filter(t, sql, c, s))
     return out
 
@@ -561,7 +565,6 @@ def _shapes_for(question: str, q: str, link: Link, subject: Table, s_score: floa
     # the columns the question asks to see, of the subject or a joined table
     shown = [m for m in _resolve(link, subject) if m.score >= 0.7 and (
         id(m.column) not in used_cols or m.score >= 0.9)]
-    desc = not (_LEAST.search(q) and not _MOST.search(q))
     superlative = bool(_MAX.search(q) or _MIN.search(q) or _MOST.search(q) or _LEAST.search(q)
                        or _YOUNG.search(q) or _OLD.search(q))
     ranks = bool(superlative or limit or counting or avg or summed)
@@ -582,10 +585,9 @@ def _shapes_for(question: str, q: str, link: Link, subject: Table, s_score: floa
         add(build(["COUNT(*)"], qy), 0.8 if distinct else 1.0, "count")
         if distinct:
             for m in shown:
-                if m.table is subject or True:
-                    qy = _Query(link, subject, dialect)
-                    add(build([f"COUNT(DISTINCT {qy.col(m.table, m.column)})"], qy),
-                        1.1 * m.score, "count")  # type: ignore[arg-type]
+                qy = _Query(link, subject, dialect)
+                add(build([f"COUNT(DISTINCT {qy.col(m.table, m.column)})"], qy),  # type: ignore[arg-type]
+                    1.1 * m.score, "count")
     # ----- one aggregate
     if (avg or summed or (superlative and not asks_which)) and not groups and not counting:
         func_words = [("AVG", avg), ("SUM", summed and not avg),
@@ -645,19 +647,19 @@ def _shapes_for(question: str, q: str, link: Link, subject: Table, s_score: floa
                 direction = "ASC" if _LEAST.search(q) and not _MOST.search(q) else "DESC"
                 with_value = bool(re.search(r"(?i)\b(with|and)\s+(the|their|its)?\s*(amount|"
                                             r"count|number|total|value|revenue|sales)",
-                                            q)) or not lim or lim > 1 and bool(
-                    re.search(r"(?i)\bhow\s+many|\bcount|amount", q))
-                sel2 = sel + ([agg] if with_value else [])
+                                            q)) or not lim or (lim > 1 and bool(
+                    re.search(r"(?i)\bhow\s+many|\bcount|amount", q)))
+                sel2 = [*sel, agg] if with_value else sel
                 add(build(sel2, qy, group=grp, order=f"{agg} {direction}", lim=lim),
                     1.0 * g_score * a_score, "group")
                 if with_value:
                     add(build(sel, qy, group=grp, order=f"{agg} {direction}", lim=lim),
                         0.8 * g_score * a_score, "group")
             else:
-                order = f"{order_key}" if kind == "time" and _ASC.search(q) or re.search(
-                    r"(?i)in\s+\w+\s+order|chronolog", q) else None
-                add(build(sel + [agg], qy, group=grp, order=order), 1.0 * g_score * a_score,
-                    "group")
+                in_order = (kind == "time" and _ASC.search(q)) or re.search(
+                    r"(?i)in\s+\w+\s+order|chronolog", q)
+                add(build([*sel, agg], qy, group=grp, order=order_key if in_order else None),
+                    1.0 * g_score * a_score, "group")
     # ----- "which X has the most Y": group by the asked-about table, count the other
     if superlative and asks_which and not groups and len(link.tables) >= 2:
         first = link.tables[0].table
@@ -715,8 +717,10 @@ def _shapes_for(question: str, q: str, link: Link, subject: Table, s_score: floa
         order = None
         if _ASC.search(q) or _DESC.search(q):
             sort = _sort_column(question, link, subject) or (cols[0] if cols else None)
+            plain_asc = _ASC.search(q) and not _DESC.search(q) and not re.search(
+                r"(?i)oldest|newest|latest|earliest", q)
             if sort is not None:
-                order = f"{qy.col(*sort)} {order_dir(sort[1]) if _DESC.search(q) or not _ASC.search(q) or re.search(r'(?i)oldest|newest|latest|earliest', q) else 'ASC'}"
+                order = f"{qy.col(*sort)} {'ASC' if plain_asc else order_dir(sort[1])}"
         base = 0.5 if (superlative or limit or avg or summed) else 0.7 if counting else 0.9
         add(build(select, qy, order=order, dist=dist), base + (0.1 if explicit else 0),
             "filter" if filters else "list")
@@ -727,8 +731,8 @@ def _shapes_for(question: str, q: str, link: Link, subject: Table, s_score: floa
     return out
 
 
-_SHOW_CUE = frozenset("show give with and list display plus along their its include "
-                      "including what when".split())
+_SHOW_WORDS = "show give with and list display plus along their its include including what when"
+_SHOW_CUE = frozenset(_SHOW_WORDS.split())
 
 
 def _explicit_columns(question: str, link: Link, subject: Table, shown: list[Linked],
@@ -756,12 +760,12 @@ def _explicit_columns(question: str, link: Link, subject: Table, shown: list[Lin
     if re.search(r"(?i)\bids?\b", question) and keys and not any(c.primary_key for _, c in cols):
         cols.insert(0, (subject, keys[0]))
     # "name" alone on a table of people is its first and last name
-    if is_people(subject) and re.search(r"(?i)\b(names?|who)\b", question) and not any(
-            c.name.lower().endswith("name") for _, c in cols):
-        cols = [(subject, c) for c in label_columns(subject)] + cols
-    # "every category with its description": the rows' names come first
-    elif re.search(r"(?i)\bwith\s+(?:its|their|it's|the)\b", question) and cols and not any(
-            c in label_columns(t) or c.primary_key for t, c in cols):
+    # and "every category with its description": the rows' names come first
+    people = is_people(subject) and re.search(r"(?i)\b(names?|who)\b", question) and not any(
+        c.name.lower().endswith("name") for _, c in cols)
+    described = re.search(r"(?i)\bwith\s+(?:its|their|it's|the)\b", question) and cols and not any(
+        c in label_columns(t) or c.primary_key for t, c in cols)
+    if people or described:
         cols = [(subject, c) for c in label_columns(subject)] + cols
     return [(t, c) for t, c in cols if not (ranks and (_is_numeric(c) or _is_date(c)))
             or c.primary_key or id(c) in asked]

@@ -1,0 +1,190 @@
+"""Schema linking and candidate queries: the right tables for a question, the right query
+among several, and doubts when the readings disagree (no model needed)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from aigis_jupyter.agent.choose import Tried, pick
+from aigis_jupyter.agent.deps import SpecDeps
+from aigis_jupyter.agent.linking import join_path, label_columns, link
+from aigis_jupyter.agent.shapes import candidates
+from aigis_jupyter.databases.engines import ConnectionSpec
+from aigis_jupyter.settings import DEFAULT_SYNONYMS
+
+
+def _deps(path: str | Path) -> SpecDeps:
+    return SpecDeps(ConnectionSpec(id="db", db_type="sqlite", host=str(path)))
+
+
+@pytest.fixture(scope="module")
+def chinook(chinook_dir: Path) -> Any:
+    deps = _deps(chinook_dir / "chinook.sqlite")
+    snap = deps.snapshot("db")
+    yield deps, snap, deps.values("db", snap)
+    deps.close()
+
+
+@pytest.fixture(scope="module")
+def demo(sqlite_demo: str) -> Any:
+    deps = _deps(sqlite_demo)
+    snap = deps.snapshot("db")
+    yield deps, snap, deps.values("db", snap)
+    deps.close()
+
+
+def _tables(db: Any, question: str, n: int) -> list[str]:
+    _, snap, values = db
+    found = link(question, snap, values=values, synonyms=DEFAULT_SYNONYMS)
+    return sorted(t.name for t in found.chosen(n))
+
+
+@pytest.mark.parametrize(("question", "expected"), [
+    ("How many albums are in the store?", ["Album"]),
+    ("how many songs cost more than a dollar", ["Track"]),
+    ("list the media types", ["MediaType"]),
+    ("Which clients are from Norway?", ["Customer"]),
+    ("number of staff hired after 2002", ["Employee"]),
+    ("How many tracks does each genre have?", ["Genre", "Track"]),
+    ("How many Jazz tracks are there?", ["Genre", "Track"]),
+    ("total of the invoices billed to Canada", ["Invoice"]),
+    ("which playlist has the most songs", ["Playlist", "PlaylistTrack", "Track"]),
+    ("How many invoice lines are there?", ["InvoiceLine"]),
+])
+def test_chinook_questions_link_to_their_tables(chinook, question: str,
+                                                 expected: list[str]) -> None:
+    assert _tables(chinook, question, 3) == expected
+
+
+@pytest.mark.parametrize(("question", "expected"), [
+    ("How many customers do we have?", ["customers"]),
+    ("list the product categories", ["categories"]),
+    ("which payment methods exist", ["payments"]),
+    ("how many orders were placed through the web channel", ["orders"]),
+    ("average unit price of products in each category", ["categories", "products"]),
+    ("Who are the employees in Europe?", ["employees", "regions"]),
+    ("How many customers does each region have?", ["customers", "regions"]),
+    ("total payment amount per method", ["payments"]),
+])
+def test_demo_questions_link_to_their_tables(demo, question: str, expected: list[str]) -> None:
+    assert _tables(demo, question, 3) == expected
+
+
+def test_join_paths_follow_foreign_keys(chinook) -> None:
+    _, snap, _ = chinook
+    by = {t.name: t for t in snap.tables}
+    path = join_path(snap, by["Track"], by["Artist"])
+    assert [(h.left.name, h.right.name) for h in path] == [("Track", "Album"),
+                                                           ("Album", "Artist")]
+    assert join_path(snap, by["Genre"], by["Genre"]) == []
+    assert [c.name for c in label_columns(by["Customer"])] == ["FirstName", "LastName"]
+    assert [c.name for c in label_columns(by["Album"])] == ["Title"]
+
+
+def test_names_the_index_does_not_hold_are_tried_as_values(chinook) -> None:
+    _, snap, values = chinook
+    found = link("How many tracks did Kurt Cobain write?", snap, values=values)
+    assert found.phrases == ["Kurt Cobain"]
+    found = link("Emails of our customers in France", snap, values=values)
+    assert found.phrases == []  # a sentence's first word is not a name
+    assert [(h.column, h.value) for h in found.hints][0] == ("Country", "France")
+
+
+def _run(db: Any, question: str) -> tuple[Tried | None, list[str], list[Tried]]:
+    deps, snap, values = db
+    found = link(question, snap, values=values, synonyms=DEFAULT_SYNONYMS)
+    tried = []
+    with sqlite3.connect(deps.spec.host) as con:
+        for c in candidates(question, found, "sqlite"):
+            t = Tried(c.sql, c.score, "shape", values=c.values)
+            try:
+                t.result = _Result(pd.read_sql(c.sql, con))
+            except Exception as exc:
+                t.error = str(exc)
+            tried.append(t)
+    best, reasons = pick(tried)
+    return best, reasons, tried
+
+
+class _Result:
+    def __init__(self, df: pd.DataFrame) -> None:
+        self.df, self.row_count = df, len(df)
+
+
+@pytest.mark.parametrize(("question", "gold"), [
+    ("How many artists are there?", "SELECT COUNT(*) FROM Artist"),
+    ("List the names of all media types", "SELECT Name FROM MediaType"),
+    ("Which customers live in Germany? first and last name",
+     "SELECT FirstName, LastName FROM Customer WHERE Country = 'Germany'"),
+    ("What are the 3 shortest tracks? Names only",
+     "SELECT Name FROM Track ORDER BY Milliseconds ASC LIMIT 3"),
+    ("What is the average invoice total?", "SELECT AVG(Total) FROM Invoice"),
+    ("How many albums does each artist have?",
+     "SELECT ar.Name, COUNT(*) FROM Album al JOIN Artist ar ON al.ArtistId = ar.ArtistId "
+     "GROUP BY ar.ArtistId"),
+    ("How many tracks did Kurt Cobain write?",
+     "SELECT COUNT(*) FROM Track WHERE Composer = 'Kurt Cobain'"),
+])
+def test_the_chosen_candidate_answers_the_question(chinook, question: str, gold: str) -> None:
+    deps, _, _ = chinook
+    best, _, tried = _run(chinook, question)
+    assert best is not None, [t.sql for t in tried]
+    with sqlite3.connect(deps.spec.host) as con:
+        want = sorted(map(tuple, con.execute(gold).fetchall()))
+    got = sorted(best.result.df.itertuples(index=False, name=None))
+    assert got == want, best.sql
+
+
+def test_demo_questions_get_working_candidates(demo) -> None:
+    best, reasons, _ = _run(demo, "How many orders were cancelled?")
+    assert best is not None and "status = 'cancelled'" in best.sql and not reasons
+
+
+def _tried(sql: str, prior: float, rows: list[tuple[Any, ...]] | None, source: str = "shape",
+           values: int = 0) -> Tried:
+    t = Tried(sql, prior, source, values=values)
+    if rows is None:
+        t.error = "no such column"
+    else:
+        t.result = _Result(pd.DataFrame(rows, columns=[f"c{i}" for i in range(
+            len(rows[0]) if rows else 1)]))
+    return t
+
+
+def test_selection_drops_failures_and_prefers_rows_to_nothing() -> None:
+    failed = _tried("SELECT nope", 0.99, None)
+    empty = _tried("SELECT a WHERE x = 'Emails'", 0.9, [])
+    rows = _tried("SELECT a", 0.7, [(1,), (2,)])
+    best, reasons = pick([failed, empty, rows])
+    assert best is rows and reasons == []
+    best, reasons = pick([failed])
+    assert best is None
+    best, reasons = pick([empty])
+    assert best is empty and "no rows" in reasons[0]
+
+
+def test_agreement_counts_only_across_sources() -> None:
+    a = _tried("SELECT COUNT(*) FROM t", 0.6, [(5,)])
+    b = _tried("SELECT COUNT(*) FROM t JOIN u", 0.58, [(5,)])  # a variant of the same reading
+    c = _tried("SELECT COUNT(DISTINCT x) FROM t", 0.65, [(3,)])
+    best, _ = pick([a, b, c])
+    assert best is c  # two shapes that agree are one reading, not two votes
+    model = _tried("SELECT count(*) FROM t", 0.55, [(5,)], source="model")
+    best, reasons = pick([a, b, c, model])
+    assert best is not None and best.key() == a.key()  # the model, written apart, agrees
+
+
+def test_a_found_value_outweighs_a_guess_and_a_close_rival_makes_it_unsure() -> None:
+    guess = _tried("SELECT Title FROM Album", 0.6, [("x",), ("y",)])
+    found = _tried("SELECT Title FROM Employee WHERE FirstName = 'M'", 0.45, [("Manager",)],
+                   values=1)
+    best, reasons = pick([guess, found])
+    assert best is found
+    assert reasons  # the other reading came within reach
+    sure, reasons = pick([_tried("SELECT 1", 0.9, [(1,)])])
+    assert reasons == []

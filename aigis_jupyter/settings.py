@@ -126,6 +126,11 @@ class Settings:
         "Let models with native tool calling drive their turn (look-ups, several queries, "
         "answers without SQL); off: every model takes the fixed two-call path.",
         "AIGIS_AGENT_TOOLS", default=True)
+    query_candidates: bool = _opt(
+        "For completion-style models (the embedded one): build candidate queries from the "
+        "tables, columns and values a question names, run them beside the model's own, and "
+        "keep the best; off: the model's query alone.", "AIGIS_QUERY_CANDIDATES",
+        default=True)
     agent_max_steps: int = _opt(
         "Tool calls a model with native tool calling may make in one turn (look-ups and "
         "queries) before it must answer.", "AIGIS_AGENT_MAX_STEPS", default=6)

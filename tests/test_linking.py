@@ -188,3 +188,52 @@ def test_a_found_value_outweighs_a_guess_and_a_close_rival_makes_it_unsure() -> 
     assert reasons  # the other reading came within reach
     sure, reasons = pick([_tried("SELECT 1", 0.9, [(1,)])])
     assert reasons == []
+
+
+# -- in a turn: the embedded model's path, with a scripted completion model -----------------
+
+
+async def test_a_sure_candidate_answers_without_asking_the_model_for_sql(settings,
+                                                                         deps) -> None:
+    from test_agent import make_runner, turn
+
+    runner, model = make_runner(settings, deps, ["There are 25 customers."],
+                                style="completion")
+    events = await turn(runner, "How many customers are there?", chart=False)
+    sql = [e["sql"] for e in events if e["type"] == "sql"]
+    assert sql == ["SELECT COUNT(*) FROM customers"], events
+    assert len(model.seen) == 1  # the answer only: no model call for the query
+    assert deps.results[sql[0]].df.iloc[0, 0] == 25
+
+
+async def test_the_models_query_stands_beside_the_candidates_when_none_is_sure(
+        settings, deps) -> None:
+    from test_agent import make_runner, turn
+
+    from aigis_jupyter.agent.doubts import UNSURE_LEAD
+
+    runner, model = make_runner(settings, deps, [
+        " name FROM regions ORDER BY id LIMIT 1", "North is the first region."],
+        style="completion")
+    events = await turn(runner, "Show me something interesting", chart=False)
+    assert len(model.seen) == 2  # no table named: no candidate, the model writes the query
+    assert [e["sql"] for e in events if e["type"] == "sql"] == [
+        "SELECT name FROM regions ORDER BY id LIMIT 1"]
+    answer = events[-1]["full_response"]
+    assert UNSURE_LEAD in answer  # nothing else agreed with it, and it is a guess
+
+
+async def test_a_verified_query_wins_over_the_shapes(settings, shop) -> None:
+    from test_agent import make_runner, turn
+    from test_agent_support import SqliteDeps
+
+    gold = "SELECT COUNT(*) AS n FROM orders WHERE status = 'cancelled'"
+    taught = SqliteDeps(shop, examples=(("How many orders were cancelled?", gold),))
+    try:
+        runner, _ = make_runner(settings, taught, ["24 orders were cancelled."],
+                                style="completion")
+        events = await turn(runner, "how many orders were cancelled", chart=False)
+    finally:
+        taught.close()
+    sql = next(e for e in events if e["type"] == "sql")
+    assert sql["sql"] == gold and sql.get("verified") is True

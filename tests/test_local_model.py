@@ -205,7 +205,7 @@ async def test_a_wrong_number_gets_the_fallback_sentence(settings, deps) -> None
                                           f" There are {n + 7} customers."],
                                style="completion")
     runner = AgentRunner(registry=reg, checkpointer_url_or_saver=settings.store_url,
-                         deps=deps, settings=settings)
+                         deps=deps, settings=settings.replace(query_candidates=False))
     events = await collect(runner.run_turn("fallback-1", QUESTION, connection_id="shop",
                                            model_name="scripted"))
     assert "error" not in kinds(events), events

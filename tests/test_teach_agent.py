@@ -89,8 +89,9 @@ async def test_the_right_verified_example_reaches_the_prompt_and_is_marked(setti
 
 
 async def test_completion_prompts_put_the_nearest_example_last(settings, taught) -> None:
-    runner, model = make_runner(settings, taught, [" COUNT(*) FROM orders", "120 orders."],
-                                style="completion")
+    # the model's own query alone (no candidates beside it): its prompt is what is tested
+    runner, model = make_runner(settings.replace(query_candidates=False), taught,
+                                [" COUNT(*) FROM orders", "120 orders."], style="completion")
     await turn(runner, "What is the number of cancelled orders?", chart=False)
     prompt = model.prompt_text(0)
     tail = prompt[prompt.rindex("-- Question: What is the number"):]

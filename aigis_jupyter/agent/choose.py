@@ -1,6 +1,7 @@
 """Several candidate queries, one answer: run them, drop the failures, keep the best.
 
-The candidates come from `shapes.py` (built from the linked schema) and from the model.
+The candidates come from `shapes.py` (built from the linked schema), from the verified
+query nearest the question, and from the model.
 Each is guarded and run like any query. A candidate that fails or returns nothing loses;
 among the rest a candidate gains from the others whose result is the same (two readings of
 the question that agree are likelier right than one alone), and from each value of the
@@ -32,6 +33,8 @@ AGREE_SHARE, EMPTY_KEEP = 0.3, 0.25
 CONFIDENT = 0.85
 #: The prior of the model's own query, and of one whose shape does not fit the question.
 MODEL_PRIOR, MODEL_DOUBTED = 0.55, 0.25
+#: The prior of the verified query nearest the question, before its likeness is added.
+VERIFIED_PRIOR = 0.5
 #: A best candidate below this, or a rival with another result within RIVAL_GAP of it,
 #: makes the answer unsure.
 SURE_SCORE, RIVAL_GAP = 0.6, 0.1
@@ -43,7 +46,7 @@ class Tried:
 
     sql: str
     prior: float
-    source: str  # "shape" or "model"
+    source: str  # "shape", "model" or "verified"
     values: int = 0  # values of the question this candidate filters on
     result: Any = None
     error: str | None = None
@@ -135,7 +138,8 @@ async def choose_query(ctx: Any, conn: str, question: str, dialect: str,
     from .shapes import candidates
 
     found = await asyncio.to_thread(candidates, question, ctx.link, dialect)
-    tried = [Tried(c.sql, c.score, "shape", values=c.values) for c in found]
+    tried = [Tried(v.sql, VERIFIED_PRIOR + v.score, "verified") for v in ctx.verified[:1]]
+    tried += [Tried(c.sql, c.score, "shape", values=c.values) for c in found]
     await run_all(ctx, conn, tried)
     best, reasons = pick(tried)
     if best is None or best.score < CONFIDENT or reasons:

@@ -126,6 +126,7 @@ async def ask_database(state: AigisState, runtime: Runtime[TurnContext]) -> dict
             chat = prompts.sql_messages(question, schema, dialect, history, ctx.lessons)
         chosen = None
         if (completion and not reuse and not state.get("sql_only") and ctx.link is not None
+                and getattr(ctx.settings, "query_candidates", True)
                 and not (history and prompts.is_follow_up(question))):
 
             async def write_sql() -> str | None:

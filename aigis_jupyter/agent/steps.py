@@ -66,6 +66,7 @@ def learn(ctx: TurnContext, conn: str, question: str, snap: Any) -> None:
     examples = similar(question, ctx.teaching.examples,
                        how=getattr(ctx.settings, "example_ranker", None))
     ctx.values = index
+    ctx.verified = examples
     ctx.link = link(question, snap, values=index,
                     synonyms=getattr(ctx.settings, "schema_synonyms", None))
     if getattr(ctx.info, "prompt_style", "") == "completion" and ctx.schema is not None:

@@ -76,6 +76,7 @@ class TurnContext:
     teaching: Any = None  # deps.Teaching: the connection's verified queries and notes
     lessons: Any = None  # prompts.Lessons for this question (examples, notes, value hints)
     values: Any = None  # the connection's databases.values.ValueIndex, when read
+    verified: Any = ()  # verified.Verified queries like this question, nearest first
     link: Any = None  # linking.Link: the tables, columns and values the question names
     unsure: list[str] = field(default_factory=list)  # why the chosen query may be wrong
     tool_model: Any = None  # the model with tools bound, when it drives the turn

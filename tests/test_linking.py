@@ -92,7 +92,7 @@ def test_names_the_index_does_not_hold_are_tried_as_values(chinook) -> None:
     assert found.phrases == ["Kurt Cobain"]
     found = link("Emails of our customers in France", snap, values=values)
     assert found.phrases == []  # a sentence's first word is not a name
-    assert [(h.column, h.value) for h in found.hints][0] == ("Country", "France")
+    assert (found.hints[0].column, found.hints[0].value) == ("Country", "France")
 
 
 def _run(db: Any, question: str) -> tuple[Tried | None, list[str], list[Tried]]:
@@ -175,7 +175,7 @@ def test_agreement_counts_only_across_sources() -> None:
     best, _ = pick([a, b, c])
     assert best is c  # two shapes that agree are one reading, not two votes
     model = _tried("SELECT count(*) FROM t", 0.55, [(5,)], source="model")
-    best, reasons = pick([a, b, c, model])
+    best, _ = pick([a, b, c, model])
     assert best is not None and best.key() == a.key()  # the model, written apart, agrees
 
 
@@ -186,7 +186,7 @@ def test_a_found_value_outweighs_a_guess_and_a_close_rival_makes_it_unsure() -> 
     best, reasons = pick([guess, found])
     assert best is found
     assert reasons  # the other reading came within reach
-    sure, reasons = pick([_tried("SELECT 1", 0.9, [(1,)])])
+    _, reasons = pick([_tried("SELECT 1", 0.9, [(1,)])])
     assert reasons == []
 
 

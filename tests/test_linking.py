@@ -201,7 +201,7 @@ async def test_a_sure_candidate_answers_without_asking_the_model_for_sql(setting
                                 style="completion")
     events = await turn(runner, "How many customers are there?", chart=False)
     sql = [e["sql"] for e in events if e["type"] == "sql"]
-    assert sql == ["SELECT COUNT(*) FROM customers"], events
+    assert sql == ["SELECT COUNT(*) AS count FROM customers"], events
     assert len(model.seen) == 1  # the answer only: no model call for the query
     assert deps.results[sql[0]].df.iloc[0, 0] == 25
 

@@ -78,6 +78,8 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         if math.isnan(v):
             return "NULL"
+        if 1e5 <= abs(v) < 1e15:  # 2680961.37, not 2.68096e+06
+            return f"{v:.2f}".rstrip("0").rstrip(".")
         return f"{v:.6g}" if abs(v) < 1e15 else str(v)
     s = str(v)
     return s if len(s) <= 60 else s[:57] + "..."

@@ -521,6 +521,25 @@ def _null_filters(question: str, link: Link, subject: Table) -> list[_Filter]:
     return out
 
 
+_AGG_NAME = {"COUNT": "count", "SUM": "total", "AVG": "average", "MAX": "max", "MIN": "min"}
+_AGG = re.compile(r"^(COUNT|SUM|AVG|MAX|MIN)\((DISTINCT\s+)?(?:.*\.)?\"?([\w ]+?|\*)\"?\)$")
+
+
+def _alias(expr: str, dialect: str) -> str:
+    """`SUM(Invoice.Total)` -> `SUM(Invoice.Total) AS total_total`: a result column named
+    in words, for the table, the chart and the answer."""
+    m = _AGG.match(expr)
+    if not m:
+        return expr
+    func, distinct, col = m.groups()
+    if col == "*":
+        return f"{expr} AS count"
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", col).replace(" ", "_").lower()
+    head = "distinct" if distinct else _AGG_NAME[func]
+    name = words if words.startswith(head) else f"{head}_{words}"
+    return f"{expr} AS {ident(name, dialect)}"
+
+
 def _render(f: _Filter, qy: _Query) -> str:
     cond = f.sql.replace("{}", qy.col(f.table, f.column), 1)
     for c in f.table.columns:
@@ -544,7 +563,8 @@ def _shapes_for(question: str, q: str, link: Link, subject: Table, s_score: floa
         where = [_render(f, qy) for f in filters]
         if not qy.ok:
             return None
-        sql = f"SELECT {'DISTINCT ' if dist else ''}{', '.join(select)} FROM {qy.source()}"
+        items = ", ".join(_alias(e, dialect) for e in select)
+        sql = f"SELECT {'DISTINCT ' if dist else ''}{items} FROM {qy.source()}"
         if where:
             sql += " WHERE " + " AND ".join(where)
         if group:

@@ -47,6 +47,10 @@ class AgentDeps(Protocol):
         """Guard, run and audit one statement; a bounded result."""
         ...
 
+    def keep(self, connection_id: str, result: QueryResult) -> None:
+        """The result the turn shows (one of several it may have run): the thread's last."""
+        ...
+
     def teaching(self, connection_id: str) -> Teaching:
         """The connection's verified queries and notes."""
         ...
@@ -66,8 +70,8 @@ class SpecDeps:
 
     The same calls the service makes (the cached snapshot, the guard, guarded `run_query`,
     the value index), without the audit log; `examples` and `notes` stand in for what the
-    store would hold. `ran` lists the statements run, `last` holds the last result and
-    `results` each result by its statement (a turn may run several candidates).
+    store would hold. `ran` lists the statements run, `last` holds the result the turn
+    showed and `results` each result by its statement (a turn may run several candidates).
     """
 
     def __init__(self, spec: ConnectionSpec, *, max_rows: int = 10_000,
@@ -119,6 +123,10 @@ class SpecDeps:
                               timeout_s=self.timeout_s, cancel=cancel)
         self.results[sql] = self.last
         return self.last
+
+    def keep(self, connection_id: str, result: QueryResult) -> None:
+        self._check(connection_id)
+        self.last = result
 
     def teaching(self, connection_id: str) -> Teaching:
         self._check(connection_id)

@@ -127,7 +127,7 @@ async def ask_database(state: AigisState, runtime: Runtime[TurnContext]) -> dict
         chosen = None
         if (completion and not reuse and not state.get("sql_only") and ctx.link is not None
                 and getattr(ctx.settings, "query_candidates", True)
-                and not (history and prompts.is_follow_up(question))):
+                and not (history and prompts.is_follow_up(question) and not ctx.link.tables)):
 
             async def write_sql() -> str | None:
                 """The model's own query, one attempt (the candidates stand beside it)."""
@@ -146,6 +146,7 @@ async def ask_database(state: AigisState, runtime: Runtime[TurnContext]) -> dict
             chosen = await choose.choose_query(ctx, conn, question, dialect, write_sql)
         if chosen is not None:
             statement, result = chosen.sql, chosen.result
+            ctx.deps.keep(conn, result)  # the thread's last result is the one shown
             steps.announce(ctx, statement, dialect)
         else:
             attempts = 0

@@ -45,6 +45,9 @@ class TurnDeps:
                 cancel: CancelToken | None = None) -> QueryResult:
         return self.scope.run_sql(connection_id, sql, thread_id=self.thread_id, cancel=cancel)
 
+    def keep(self, connection_id: str, result: QueryResult) -> None:
+        self.scope.service.turns.remember(self.scope.user_id, self.thread_id, result)
+
     def teaching(self, connection_id: str) -> Teaching:
         from ..agent.deps import Teaching
 

@@ -33,8 +33,9 @@ AGREE_SHARE, EMPTY_KEEP = 0.3, 0.25
 CONFIDENT = 0.85
 #: The prior of the model's own query, and of one whose shape does not fit the question.
 MODEL_PRIOR, MODEL_DOUBTED = 0.55, 0.25
-#: The prior of the verified query nearest the question, before its likeness is added.
-VERIFIED_PRIOR = 0.5
+#: The prior of the verified query nearest the question, from its likeness (0..1): a
+#: paraphrase of a taught question beats any built candidate, a loose likeness does not.
+VERIFIED_WEIGHT, VERIFIED_DISCOUNT = 1.5, 0.3
 #: A best candidate below this, or a rival with another result within RIVAL_GAP of it,
 #: makes the answer unsure.
 SURE_SCORE, RIVAL_GAP = 0.6, 0.1
@@ -138,7 +139,8 @@ async def choose_query(ctx: Any, conn: str, question: str, dialect: str,
     from .shapes import candidates
 
     found = await asyncio.to_thread(candidates, question, ctx.link, dialect)
-    tried = [Tried(v.sql, VERIFIED_PRIOR + v.score, "verified") for v in ctx.verified[:1]]
+    tried = [Tried(v.sql, VERIFIED_WEIGHT * v.score - VERIFIED_DISCOUNT, "verified")
+             for v in ctx.verified[:1]]
     tried += [Tried(c.sql, c.score, "shape", values=c.values) for c in found]
     await run_all(ctx, conn, tried)
     best, reasons = pick(tried)

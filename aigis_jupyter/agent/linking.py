@@ -51,7 +51,7 @@ COLUMN_WORDS: dict[str, tuple[str, ...]] = {
     **{w: ("birth", "born", "dob") for w in ("old", "oldest", "young", "youngest", "age",
                                               "born", "birth", "birthday", "older",
                                               "younger")},
-    **{w: ("hire", "hired", "start", "join") for w in ("hire", "joined", "tenure")},
+    **{w: ("hire", "hired", "start", "join") for w in ("hire", "hired", "joined", "tenure")},
     **{w: ("title", "role", "position") for w in ("job", "role", "position")},
     **{w: ("email", "mail") for w in ("email", "mail", "e")},
     **{w: ("phone", "telephone", "mobile") for w in ("phone", "telephone", "mobile")},
@@ -365,7 +365,8 @@ def _unknown_names(question: str, link_: Link) -> list[str]:
         at_start = not question[:m.start()].strip() or question[:m.start()].rstrip()[-1] in ".?!"
         if at_start and len(parts) == 1:
             continue  # "Emails of ...", "Number of ...": a sentence's first word
-        while parts and parts[0].lower() in _LEADING:
+        while parts and parts[0].lower() in _LEADING and (at_start or parts[0].islower()
+                                                           or parts[0] in ("I", "A")):
             parts = parts[1:]
         phrase = " ".join(parts)
         if not phrase or phrase[0].isdigit() or phrase in found or any(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import product
 
@@ -41,7 +42,11 @@ _MAX = re.compile(r"(?i)\b(max|maximum|largest|highest|biggest|greatest|most\s+r
                   r"newest|longest|most\s+expensive|heaviest|priciest|top|best|last)\b")
 _MIN = re.compile(r"(?i)\b(min|minimum|smallest|lowest|least|cheapest|earliest|first|"
                   r"shortest|fewest|oldest)\b")
-_MOST = re.compile(r"(?i)\b(most|more|highest|largest|biggest|top|best)\b")
+_MOST = re.compile(r"(?i)\b(most|highest|largest|biggest|top|best)\b")
+_RANKED_TOTAL = re.compile(r"(?i)\b(lowest|highest|largest|smallest|biggest|maximum|minimum|"
+                           r"average|mean|max|min)\s+(\w+\s+)?total\b")
+_COMPARATIVE = re.compile(r"(?i)\b(more|less|fewer|greater|higher|lower|longer|shorter|bigger|"
+                          r"smaller|larger|cheaper|older|younger|later|earlier)\s+than\b")
 _LEAST = re.compile(r"(?i)\b(least|fewest|lowest|smallest)\b")
 _YOUNG = re.compile(r"(?i)\b(youngest|younger|newest|latest|most\s+recent(ly)?|last)\b")
 _OLD = re.compile(r"(?i)\b(oldest|older|earliest|first|longest\s+with|longest)\b")
@@ -386,8 +391,11 @@ def _resolve(link: Link, subject: Table) -> list[Linked]:
         cur = best.get(m.start)
         if cur is None or (-rank[id(m.table)], m.score) > (-rank[id(cur.table)], cur.score):
             best[m.start] = m
+    spans = [(m.start, m.end) for m in best.values() if m.end - m.start > 1]
     out: list[Linked] = []
     for m in sorted(best.values(), key=lambda m: m.start):
+        if any(a <= m.start < b and (a, b) != (m.start, m.end) for a, b in spans):
+            continue  # the "date" of "birth date"
         # "email address", "phone number": the second word qualifies the first
         if out and out[-1].column is m.column and m.start <= out[-1].end:
             if m.score > out[-1].score:  # "job title": one mention, the surer score
@@ -420,12 +428,12 @@ def _group_keys(question: str, link: Link, subject: Table) -> list[tuple[str, ob
     for m in _GROUP.finditer(question):
         if re.match(r"(?i)by\b", question[m.start():]) and not _AGG_CUE.search(question):
             continue
-        start = len(re.findall(r"\w+", question[:m.start(1)]))
+        start = word_at(question, m.start(1))
         head = m.group(1).split()[0].lower() if m.group(1).split() else ""
         if _stem(head) in _TIME_UNIT or head in _TIME_UNIT:
             out.append(("time", _TIME_UNIT.get(head) or _TIME_UNIT[_stem(head)], 1.0))
             continue
-        for c in link.columns:
+        for c in _resolve(link, subject):
             if c.start in (start, start + 1) and c.column is not None:
                 out.append(("col", c, c.score))
         for t in link.tables:
@@ -433,8 +441,9 @@ def _group_keys(question: str, link: Link, subject: Table) -> list[tuple[str, ob
                 out.append(("table", t.table, t.score))
     q = question.lower()
     for word, fmt in _TIME_UNIT.items():
-        if re.search(rf"\b{word}\b", q) and word.endswith("ly") and not any(
-                k == "time" for k, _, _ in out):
+        if not any(k == "time" for k, _, _ in out) and (
+                (re.search(rf"\b{word}\b", q) and word.endswith("ly"))
+                or re.search(rf"\b(which|what)\s+{word}\b", q)):  # "which year had the most"
             out.append(("time", fmt, 0.9))
     return out
 
@@ -442,19 +451,49 @@ def _group_keys(question: str, link: Link, subject: Table) -> list[tuple[str, ob
 _NAME_PARTS = re.compile(r"(?i)\b(first|last)\s+(and\s+last\s+)?names?\b")
 
 
-def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
-    q = _NAME_PARTS.sub("name", question.lower())
+@dataclass(frozen=True)
+class _Asked:
+    """What the question asks for, read once from its words."""
+
+    question: str
+    q: str  # lower case, comparisons ("more than") and name parts ("first name") set aside
+    counting: bool
+    distinct: bool
+    avg: bool
+    summed: bool
+    limit: int | None
+    which: bool  # "which ...", "who ...", "list ...": rows, not a value
+    superlative: bool
+    most: bool  # "most" (or "least"): ranks by a count or a sum, highest first
+
+    @property
+    def ranks(self) -> bool:
+        return bool(self.superlative or self.limit or self.counting or self.avg or self.summed)
+
+    @property
+    def direction(self) -> str:
+        return "ASC" if _LEAST.search(self.q) and not _MOST.search(self.q) else "DESC"
+
+
+def _asked(question: str) -> _Asked:
+    q = _COMPARATIVE.sub("than", _NAME_PARTS.sub("name", question.lower()))
     q = re.sub(r"\b(oldest|earliest|lowest|smallest|cheapest|shortest|least)\s+first\b",
                "ascending", q)
     q = re.sub(r"\b(\w+est|most\s+recent|most)\s+first\b", "descending", q)
+    superlative = any(p.search(q) for p in (_MAX, _MIN, _MOST, _LEAST, _YOUNG, _OLD))
+    return _Asked(
+        question=question, q=q, counting=bool(_COUNT.search(q)),
+        distinct=bool(_DISTINCT.search(q)), avg=bool(_AVG.search(q)),
+        summed=bool(_SUM.search(q)) and not _RANKED_TOTAL.search(q), limit=_limit(q),
+        which=bool(_WHICH.search(q)), superlative=superlative,
+        most=bool(_MOST.search(q) or _LEAST.search(q)))
+
+
+def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
+    ask = _asked(question)
     subjects = _subjects(question, link)
     if not subjects:
         return []
-    counting = bool(_COUNT.search(q))
-    distinct = bool(_DISTINCT.search(q))
-    avg, summed = bool(_AVG.search(q)), bool(_SUM.search(q))
-    limit = _limit(q)
-    asks_which = bool(_WHICH.search(q))
     out: list[Candidate] = []
     value_groups = _value_filters(link, question)
     numbers = _numbers(question)
@@ -472,7 +511,7 @@ def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
             g[:3] + ([None] if g[-1] is None else []) for g in value_groups]
         if dfilters:
             choice_sets.append(dfilters[:2])
-        nfilters = _number_filters(numbers, measures or numeric, q, limit,
+        nfilters = _number_filters(numbers, measures or numeric, ask.q, ask.limit,
                                    dfilters_present=bool(dfilters))
         if nfilters:
             choice_sets.append(nfilters[:3])
@@ -482,11 +521,10 @@ def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
         combos = list(product(*choice_sets))[:12] if choice_sets else [()]
         for filters in combos:
             skipped = sum(f is None for f in filters)
-            out += _shapes_for(question, q, link, subject, s_score * 0.75 ** skipped,
-                               [f for f in filters if f is not None], dialect,
-                               counting=counting, distinct=distinct, avg=avg, summed=summed,
-                               limit=limit, asks_which=asks_which, measures=measures,
-                               numeric=numeric, dates=dates)
+            shapes = _Shapes(ask, link, subject, s_score * 0.75 ** skipped,
+                             [f for f in filters if f is not None], dialect,
+                             measures=measures, numeric=numeric, dates=dates)
+            out += shapes.all()
     return out
 
 
@@ -547,208 +585,249 @@ def _render(f: _Filter, qy: _Query) -> str:
     return cond
 
 
-def _shapes_for(question: str, q: str, link: Link, subject: Table, s_score: float,
-                filters: list[_Filter], dialect: str, *, counting: bool, distinct: bool,
-                avg: bool, summed: bool, limit: int | None, asks_which: bool,
-                measures: list[tuple[Table, Column, float]],
-                numeric: list[tuple[Table, Column, float]],
-                dates: list[tuple[Table, Column, float]]) -> list[Candidate]:
-    out: list[Candidate] = []
-    fscore = sum(f.score for f in filters) / max(1, len(filters)) if filters else 1.0
-    used_cols = {id(f.column) for f in filters}
+class _Shapes:
+    """The candidate queries of one subject table under one choice of filters."""
 
-    def build(select: list[str], qy: _Query, *, group: list[str] | None = None,
-              order: str | None = None, lim: int | None = None, having: str | None = None,
-              dist: bool = False) -> str | None:
-        where = [_render(f, qy) for f in filters]
+    def __init__(self, ask: _Asked, link: Link, subject: Table, s_score: float,
+                 filters: list[_Filter], dialect: str, *,
+                 measures: list[tuple[Table, Column, float]],
+                 numeric: list[tuple[Table, Column, float]],
+                 dates: list[tuple[Table, Column, float]]) -> None:
+        self.ask, self.link, self.subject, self.dialect = ask, link, subject, dialect
+        self.filters, self.dates = filters, dates
+        self.prior = s_score * (sum(f.score for f in filters) / len(filters) if filters else 1.0)
+        used = {id(f.column) for f in filters}
+        # what a superlative ranks by: a measure the filters do not already use
+        self.measures = [m for m in measures if id(m[1]) not in used] or measures
+        self.numeric = numeric
+        # the columns the question asks to see, of the subject or a joined table
+        self.shown = [m for m in _resolve(link, subject) if m.score >= 0.7 and (
+            id(m.column) not in used or m.score >= 0.9)]
+        self.explicit = _explicit_columns(ask.question, link, subject, self.shown, ask.ranks)
+        self.groups = _group_keys(ask.question, link, subject)
+        self.out: list[Candidate] = []
+
+    def all(self) -> list[Candidate]:
+        self.counts()
+        self.aggregate()
+        self.grouped()
+        self.most_of_a_table()
+        self.most_of_a_column()
+        self.rows()
+        return self.out
+
+    # -- writing ------------------------------------------------------------------------
+
+    def query(self, subject: Table | None = None) -> _Query:
+        return _Query(self.link, subject or self.subject, self.dialect)
+
+    def add(self, qy: _Query, select: list[str], score: float, shape: str, *,
+            group: list[str] | None = None, order: str | None = None,
+            lim: int | None = None, dist: bool = False, where: Sequence[str] = ()) -> None:
+        conds = [_render(f, qy) for f in self.filters] + list(where)
         if not qy.ok:
-            return None
-        items = ", ".join(_alias(e, dialect) for e in select)
+            return
+        items = ", ".join(_alias(e, self.dialect) for e in select)
         sql = f"SELECT {'DISTINCT ' if dist else ''}{items} FROM {qy.source()}"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        if conds:
+            sql += " WHERE " + " AND ".join(conds)
         if group:
             sql += " GROUP BY " + ", ".join(group)
-        if having:
-            sql += " HAVING " + having
         if order:
             sql += " ORDER BY " + order
         if lim:
             sql += f" LIMIT {lim}"
-        return qy.finish(sql)
+        self.out.append(Candidate(qy.finish(sql), round(score * self.prior, 4), shape,
+                                  values=sum(f.value for f in self.filters)))
 
-    def add(sql: str | None, score: float, shape: str) -> None:
-        if sql:
-            out.append(Candidate(sql, round(score * s_score * fscore, 4), shape,
-                                 values=sum(f.value for f in filters)))
-
-    # the columns the question asks to see, of the subject or a joined table
-    shown = [m for m in _resolve(link, subject) if m.score >= 0.7 and (
-        id(m.column) not in used_cols or m.score >= 0.9)]
-    superlative = bool(_MAX.search(q) or _MIN.search(q) or _MOST.search(q) or _LEAST.search(q)
-                       or _YOUNG.search(q) or _OLD.search(q))
-    ranks = bool(superlative or limit or counting or avg or summed)
-    explicit = _explicit_columns(question, link, subject, shown, ranks)
-
-    def order_dir(c: Column) -> str:
+    def order_dir(self, c: Column) -> str:
+        q = self.ask.q
         if _is_date(c) and re.search(r"(?i)birth|born", c.name):
             return "DESC" if _YOUNG.search(q) else "ASC"
         if _is_date(c):
             return "ASC" if _OLD.search(q) and not _YOUNG.search(q) else "DESC"
         return "ASC" if _MIN.search(q) and not _MAX.search(q) else "DESC"
 
-    groups = _group_keys(question, link, subject)
+    # -- shapes -------------------------------------------------------------------------
 
-    # ----- counts
-    if counting and not groups:
-        qy = _Query(link, subject, dialect)
-        add(build(["COUNT(*)"], qy), 0.8 if distinct else 1.0, "count")
-        if distinct:
-            for m in shown:
-                qy = _Query(link, subject, dialect)
-                add(build([f"COUNT(DISTINCT {qy.col(m.table, m.column)})"], qy),  # type: ignore[arg-type]
-                    1.1 * m.score, "count")
-    # ----- one aggregate
-    if (avg or summed or (superlative and not asks_which)) and not groups and not counting:
-        func_words = [("AVG", avg), ("SUM", summed and not avg),
-                      ("MAX", bool(_MAX.search(q)) and not avg and not summed),
-                      ("MIN", bool(_MIN.search(q)) and not avg and not summed)]
-        for func, on in func_words:
-            if not on:
-                continue
-            for t, c, s in (measures or numeric)[:3]:
+    def counts(self) -> None:
+        """How many: rows, or distinct values of a column the question names."""
+        ask = self.ask
+        if not ask.counting or self.groups:
+            return
+        self.add(self.query(), ["COUNT(*)"], 0.8 if ask.distinct else 1.0, "count")
+        if ask.distinct:
+            for m in self.shown:
+                assert m.column is not None
+                qy = self.query()
+                self.add(qy, [f"COUNT(DISTINCT {qy.col(m.table, m.column)})"], 1.1 * m.score,
+                         "count")
+
+    def aggregate(self) -> None:
+        """One value: an average, a sum, a largest or a smallest."""
+        ask, q = self.ask, self.ask.q
+        if self.groups or ask.counting or not (
+                ask.avg or ask.summed or (ask.superlative and not ask.which)):
+            return
+        plain = not ask.avg and not ask.summed
+        funcs = [("AVG", ask.avg), ("SUM", ask.summed and not ask.avg),
+                 ("MAX", bool(_MAX.search(q)) and plain), ("MIN", bool(_MIN.search(q)) and plain)]
+        bonus = 0.05 if not ask.limit else -0.1  # "the 3 largest" are rows
+        for func, on in funcs:
+            for t, c, s in (self.measures or self.numeric)[:3] if on else ():
                 if func in ("AVG", "SUM") and not _is_numeric(c):
                     continue
-                qy = _Query(link, subject, dialect)
-                bonus = 0.05 if (avg or summed or _WHAT_IS.search(q)) and not limit else -0.1
-                add(build([f"{func}({qy.col(t, c)})"], qy), 1.0 * s + bonus, "aggregate")
-    # ----- groups
-    for kind, key, g_score in groups:
-        qy = _Query(link, subject, dialect)
-        if kind == "time":
-            d = next(((t, c) for t, c, _ in dates), None)
-            if d is None:
-                continue
-            label_name = "month" if "%m" in str(key) and "%d" not in str(key) else (
-                "day" if "%d" in str(key) else "year")
-            key_sql = [f"strftime('{key}', {qy.col(d[0], d[1])})"]
-            sel = [f"{key_sql[0]} AS {label_name}"]
-            grp, order_key = [label_name], label_name
-        elif kind == "col":
-            m = key
-            assert isinstance(m, Linked) and m.column is not None
-            col = qy.col(m.table, m.column)
-            sel, grp, order_key = [col], [col], col
-        else:
-            assert isinstance(key, Table)
-            labels = label_columns(key)
-            pk = [c for c in key.columns if c.primary_key] or labels
-            sel = [qy.col(key, c) for c in labels]
-            grp = [qy.col(key, c) for c in pk]
-            order_key = sel[0]
+                qy = self.query()
+                self.add(qy, [f"{func}({qy.col(t, c)})"], s + bonus, "aggregate")
+
+    def _aggs(self, qy: _Query) -> list[tuple[str, float]]:
+        """What a group is measured by: an average, a sum or a count of its rows."""
+        ask = self.ask
         aggs: list[tuple[str, float]] = []
-        if avg:
-            aggs += [(f"AVG({qy.col(t, c)})", s) for t, c, s in (measures or numeric)[:2]
-                     if _is_numeric(c)]
-        elif summed or (_MAX.search(q) and measures and not counting and not _COUNT.search(q)):
-            func = "SUM" if summed or not re.search(r"(?i)\b(biggest|largest|max|maximum|"
-                                                    r"highest)\s+single\b", q) else "MAX"
-            aggs += [(f"{func}({qy.col(t, c)})", s) for t, c, s in measures[:2]
-                     if _is_numeric(c)]
-        if counting or not aggs:
-            cd = [m for m in shown if distinct and m.column is not None]
+        measured = [(t, c, s) for t, c, s in self.measures if _is_numeric(c)]
+        if ask.avg:
+            aggs += [(f"AVG({qy.col(t, c)})", s) for t, c, s in (
+                measured or [x for x in self.numeric if _is_numeric(x[1])])[:2]]
+        elif ask.summed or (_MAX.search(ask.q) and measured and not ask.counting):
+            single = re.search(r"(?i)\b(biggest|largest|max|maximum|highest)\s+single\b", ask.q)
+            aggs += [(f"{'MAX' if single else 'SUM'}({qy.col(t, c)})", s)
+                     for t, c, s in measured[:2]]
+        if ask.counting or not aggs:
+            cd = [m for m in self.shown if ask.distinct and m.column is not None]
             aggs.insert(0, (f"COUNT(DISTINCT {qy.col(cd[0].table, cd[0].column)})", 1.0)
                         if cd else ("COUNT(*)", 0.9 if aggs else 1.0))
-        for agg, a_score in aggs[:2]:
-            ranked = superlative and not re.search(r"(?i)\b(each|per|every)\b", q)
-            ranked = ranked or bool(limit)
-            if ranked or _DESC.search(q):
-                lim = limit or (None if _DESC.search(q) or not ranked else 1)
-                direction = "ASC" if _LEAST.search(q) and not _MOST.search(q) else "DESC"
-                with_value = bool(re.search(r"(?i)\b(with|and)\s+(the|their|its)?\s*(amount|"
-                                            r"count|number|total|value|revenue|sales)",
-                                            q)) or not lim or (lim > 1 and bool(
-                    re.search(r"(?i)\bhow\s+many|\bcount|amount", q)))
-                sel2 = [*sel, agg] if with_value else sel
-                add(build(sel2, qy, group=grp, order=f"{agg} {direction}", lim=lim),
-                    1.0 * g_score * a_score, "group")
-                if with_value:
-                    add(build(sel, qy, group=grp, order=f"{agg} {direction}", lim=lim),
-                        0.8 * g_score * a_score, "group")
+        return aggs
+
+    def grouped(self) -> None:
+        """"For each X" / "per X" / "by year": one row per group, ranked when asked."""
+        ask, q = self.ask, self.ask.q
+        for kind, key, g_score in self.groups:
+            qy = self.query()
+            if kind == "time":
+                d = next(((t, c) for t, c, _ in self.dates), None)
+                if d is None:
+                    continue
+                name = "month" if "%m" in str(key) and "%d" not in str(key) else (
+                    "day" if "%d" in str(key) else "year")
+                sel = [f"strftime('{key}', {qy.col(d[0], d[1])}) AS {name}"]
+                grp, order_key = [name], name
+            elif kind == "col":
+                assert isinstance(key, Linked) and key.column is not None
+                col = qy.col(key.table, key.column)
+                sel, grp, order_key = [col], [col], col
             else:
-                in_order = (kind == "time" and _ASC.search(q)) or re.search(
-                    r"(?i)in\s+\w+\s+order|chronolog", q)
-                add(build([*sel, agg], qy, group=grp, order=order_key if in_order else None),
-                    1.0 * g_score * a_score, "group")
-    # ----- "which X has the most Y": group by the asked-about table, count the other
-    if superlative and asks_which and not groups and len(link.tables) >= 2:
+                assert isinstance(key, Table)
+                labels = label_columns(key)
+                pk = [c for c in key.columns if c.primary_key] or labels
+                sel, grp = [qy.col(key, c) for c in labels], [qy.col(key, c) for c in pk]
+                order_key = sel[0]
+            for agg, a_score in self._aggs(qy)[:2]:
+                ranked = (ask.superlative and not re.search(r"(?i)\b(each|per|every)\b", q)
+                          ) or bool(ask.limit)
+                if ranked or _DESC.search(q):
+                    lim = ask.limit or (None if _DESC.search(q) or not ranked else 1)
+                    with_value = bool(_WITH_VALUE.search(q)) or not lim or (lim > 1 and bool(
+                        re.search(r"(?i)\bhow\s+many|\bcount|amount", q)))
+                    order = f"{agg} {ask.direction}"
+                    self.add(qy, [*sel, agg] if with_value else sel, g_score * a_score, "group",
+                             group=grp, order=order, lim=lim)
+                    if with_value:
+                        self.add(qy, sel, 0.8 * g_score * a_score, "group", group=grp,
+                                 order=order, lim=lim)
+                else:
+                    in_order = (kind == "time" and _ASC.search(q)) or re.search(
+                        r"(?i)in\s+\w+\s+order|chronolog", q)
+                    self.add(qy, [*sel, agg], g_score * a_score, "group", group=grp,
+                             order=order_key if in_order else None)
+
+    def most_of_a_table(self) -> None:
+        """"Which artist has the most tracks": group by the table asked about, count the
+        rows of the other."""
+        ask, link = self.ask, self.link
+        if not (ask.superlative and ask.which) or self.groups or len(link.tables) < 2:
+            return
         first = link.tables[0].table
+        labels = label_columns(first)
+        pk = [c for c in first.columns if c.primary_key] or labels
         for other in link.tables[1:]:
-            counted = other.table
-            if counted is first:
+            if other.table is first:
                 continue
-            qy = _Query(link, counted, dialect)
-            labels = label_columns(first)
-            pk = [c for c in first.columns if c.primary_key] or labels
-            sel = [qy.col(first, c) for c in labels]
-            grp = [qy.col(first, c) for c in pk]
-            direction = "ASC" if _LEAST.search(q) and not _MOST.search(q) else "DESC"
-            aggs = [("COUNT(*)", 1.0)]
-            aggs += [(f"SUM({qy.col(t, c)})", s) for t, c, s in measures[:2] if _is_numeric(c)]
+            qy = self.query(other.table)
+            sel, grp = [qy.col(first, c) for c in labels], [qy.col(first, c) for c in pk]
+            aggs = [("COUNT(*)", 1.0)] + [(f"SUM({qy.col(t, c)})", s)
+                                           for t, c, s in self.measures[:2] if _is_numeric(c)]
             for agg, a_score in aggs:
-                add(build(sel, qy, group=grp, order=f"{agg} {direction}", lim=limit or 1),
-                    0.95 * a_score, "group")
-    # "which country has the most customers": group the subject by one of its columns
-    if superlative and asks_which and not groups and link.columns:
-        for m in shown[:2]:
-            if m.column is None or _is_numeric(m.column) or m.table is not subject:
+                self.add(qy, sel, 0.95 * a_score, "group", group=grp,
+                         order=f"{agg} {ask.direction}", lim=ask.limit or 1)
+
+    def most_of_a_column(self) -> None:
+        """"Which country has the most customers", "top 3 countries by sales": group the
+        subject by a column it names (groups without a value left out)."""
+        ask, q = self.ask, self.ask.q
+        top = bool(ask.limit and re.search(r"(?i)\btop\b|\bby\b", q))
+        if self.groups or not ((ask.superlative and ask.which) or top):
+            return
+        for m in self.shown[:2]:
+            if (m.column is None or m.table is not self.subject or _is_numeric(m.column)
+                    or _is_date(m.column) or m.column.primary_key):
                 continue
-            if _is_date(m.column):
-                continue
-            qy = _Query(link, subject, dialect)
+            qy = self.query()
             col = qy.col(m.table, m.column)
-            direction = "ASC" if _LEAST.search(q) and not _MOST.search(q) else "DESC"
-            if re.search(r"(?i)\bmost\s+(\w+\s+)?(\w+s)\b", q) or _COUNT.search(q):
-                add(build([col], qy, group=[col], order=f"COUNT(*) {direction}",
-                          lim=limit or 1), 0.9 * m.score, "group")
-            for t, c, s in measures[:1]:
-                if _is_numeric(c) and c is not m.column:
-                    add(build([col], qy, group=[col], order=f"SUM({qy.col(t, c)}) {direction}",
-                              lim=limit or 1), 0.85 * s, "group")
-    # ----- rows: lists, filters and top-k
-    if not counting or not out:
-        qy = _Query(link, subject, dialect)
+            known = [f"{col} IS NOT NULL"] if m.column.nullable else []
+            aggs: list[tuple[str, float]] = []
+            if ask.avg:
+                aggs += [(f"AVG({qy.col(t, c)})", 0.9 * s) for t, c, s in self.measures[:1]
+                         if _is_numeric(c) and c is not m.column]
+            if ask.most and (re.search(r"(?i)\b(most|fewest|least)\s+(\w+\s+)?(\w+s)\b", q)
+                             or ask.counting or re.search(r"(?i)\bmost\s+often\b", q)):
+                aggs.append(("COUNT(*)", 0.9))
+            aggs += [(f"SUM({qy.col(t, c)})", 0.85 * s) for t, c, s in self.measures[:1]
+                     if _is_numeric(c) and c is not m.column and not ask.avg]
+            with_value = bool(_WITH_VALUE.search(q))
+            for agg, a_score in aggs:
+                self.add(qy, [col, agg] if with_value else [col], a_score * m.score, "group",
+                         group=[col], order=f"{agg} {ask.direction}", lim=ask.limit or 1,
+                         where=known)
+
+    def rows(self) -> None:
+        """Lists, filtered rows and the top k."""
+        ask, q, subject = self.ask, self.ask.q, self.subject
+        if ask.counting and self.out:
+            return
+        explicit = self.explicit
         cols = explicit or [(subject, c) for c in label_columns(subject)]
+        qy = self.query()
         select = [qy.col(t, c) for t, c in cols]
-        dist = distinct or bool(explicit and all(
-            not c.primary_key and c not in label_columns(t) for t, c in explicit) and any(
-            re.search(r"(?i)country|city|state|title|type|status|categor|region", c.name)
-            for _, c in explicit) and not filters) or bool(
-            explicit and filters and re.search(r"(?i)\bwhich\s+\w+\s+(cities|countries|"
-                                                r"states)\b", q))
-        if superlative or limit:
-            for t, c, s in (measures or numeric)[:3]:
-                d = order_dir(c)
-                qy2 = _Query(link, subject, dialect)
+        # values of a column that is not what names a row ("which countries", "the payment
+        # methods"): each once, unless every row is asked for
+        values_only = bool(explicit) and all(
+            not c.primary_key and c not in label_columns(t) for t, c in explicit)
+        dist = ask.distinct or (values_only and not re.search(r"(?i)\b(every|each|all)\b", q))
+        if ask.superlative or ask.limit:
+            for t, c, s in (self.measures or self.numeric)[:3]:
+                qy2 = self.query()
                 sel = [qy2.col(tt, cc) for tt, cc in cols]
-                n = limit or 1
-                add(build(sel, qy2, order=f"{qy2.col(t, c)} {d}", lim=n), 1.0 * s + 0.02,
-                    "topk")
+                # without "which" or a number, "the smallest file size" is one value
+                weight = 1.0 if ask.which or ask.limit else 0.85
+                self.add(qy2, sel, weight * s + 0.02, "topk",
+                         order=f"{qy2.col(t, c)} {self.order_dir(c)}", lim=ask.limit or 1)
         order = None
         if _ASC.search(q) or _DESC.search(q):
-            sort = _sort_column(question, link, subject) or (cols[0] if cols else None)
+            sort = _sort_column(ask.question, self.link, subject) or (cols[0] if cols else None)
             plain_asc = _ASC.search(q) and not _DESC.search(q) and not re.search(
                 r"(?i)oldest|newest|latest|earliest", q)
             if sort is not None:
-                order = f"{qy.col(*sort)} {'ASC' if plain_asc else order_dir(sort[1])}"
-        base = 0.5 if (superlative or limit or avg or summed) else 0.7 if counting else 0.9
-        add(build(select, qy, order=order, dist=dist), base + (0.1 if explicit else 0),
-            "filter" if filters else "list")
-        if dist and not distinct:
-            add(build(select, qy, order=order), base - 0.1, "list")
-        if not dist and explicit and not filters:
-            add(build(select, qy, order=order, dist=True), base - 0.15, "list")
-    return out
+                order = f"{qy.col(*sort)} {'ASC' if plain_asc else self.order_dir(sort[1])}"
+        base = 0.5 if (ask.superlative or ask.limit or ask.avg or ask.summed) else (
+            0.7 if ask.counting else 0.9)
+        self.add(qy, select, base + (0.1 if explicit else 0),
+                 "filter" if self.filters else "list", order=order, dist=dist)
+        if dist != ask.distinct or (not dist and explicit):
+            self.add(qy, select, base - 0.15, "list", order=order, dist=not dist)
+
+
+_WITH_VALUE = re.compile(r"(?i)\b(with|and)\s+(the|their|its)?\s*(amount|count|number|total|"
+                         r"value|revenue|sales|sum|units)")
 
 
 _SHOW_WORDS = "show give with and list display plus along their its include including what when"

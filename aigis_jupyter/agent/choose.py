@@ -33,9 +33,12 @@ AGREE_SHARE, EMPTY_KEEP = 0.3, 0.25
 CONFIDENT = 0.85
 #: The prior of the model's own query, and of one whose shape does not fit the question.
 MODEL_PRIOR, MODEL_DOUBTED = 0.55, 0.25
-#: The prior of the verified query nearest the question, from its likeness (0..1): a
-#: paraphrase of a taught question beats any built candidate, a loose likeness does not.
-VERIFIED_WEIGHT, VERIFIED_DISCOUNT = 1.5, 0.3
+#: A verified query is a candidate when its question is this like the one asked (the same
+#: question, in other case or spacing): "most" and "fewest" differ by one word and score
+#: 0.93. It then comes first; looser likenesses only reach the model's prompt.
+VERIFIED_LIKENESS, VERIFIED_PRIOR = 0.97, 2.0
+#: Sources that are not independent: the model copies the verified queries in its prompt.
+_FAMILY = {"shape": "shape", "model": "taught", "verified": "taught"}
 #: A best candidate below this, or a rival with another result within RIVAL_GAP of it,
 #: makes the answer unsure.
 SURE_SCORE, RIVAL_GAP = 0.6, 0.1
@@ -116,7 +119,8 @@ def pick(tried: list[Tried]) -> tuple[Tried | None, list[str]]:
     for t in ran:
         groups.setdefault(t.key(), []).append(t)
     for t in ran:  # readings from another source that agree (variants of one do not count)
-        others = [o.score for o in groups[t.key()] if o.source != t.source]
+        others = [o.score for o in groups[t.key()]
+                  if _FAMILY.get(o.source, o.source) != _FAMILY.get(t.source, t.source)]
         t.score += AGREE_SHARE * sum(others)
     best = max(ran, key=lambda t: t.score)
     reasons = []
@@ -139,8 +143,11 @@ async def choose_query(ctx: Any, conn: str, question: str, dialect: str,
     from .shapes import candidates
 
     found = await asyncio.to_thread(candidates, question, ctx.link, dialect)
-    tried = [Tried(v.sql, VERIFIED_WEIGHT * v.score - VERIFIED_DISCOUNT, "verified")
-             for v in ctx.verified[:1]]
+    from .verified import question_key
+
+    tried = [Tried(v.sql, VERIFIED_PRIOR, "verified") for v in ctx.verified[:1]
+             if v.score >= VERIFIED_LIKENESS
+             or question_key(v.question) == question_key(question)]
     tried += [Tried(c.sql, c.score, "shape", values=c.values) for c in found]
     await run_all(ctx, conn, tried)
     best, reasons = pick(tried)

@@ -141,6 +141,16 @@ def similar(question: str, examples: Sequence[tuple[str, str]], *, k: int = PROM
             for i in ranked[:k] if scores[i] >= floor]
 
 
+def question_key(text: str) -> str:
+    """A question folded for comparison: case and spacing ignored, bounded for an index."""
+    import hashlib
+
+    folded = " ".join(text.casefold().split()).rstrip("?.! ")
+    if len(folded) <= 255:
+        return folded
+    return folded[:190] + "#" + hashlib.sha256(folded.encode()).hexdigest()
+
+
 @lru_cache(maxsize=8192)
 def normalised(sql: str, dialect: str | None) -> str:
     """One spelling of a statement: what sqlglot writes back, case and spacing aside."""

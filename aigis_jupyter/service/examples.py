@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from ..agent.verified import question_key
 from ..errors import AigisError, BadInput, Conflict, NotFound
 from . import validation
 from .connections import ConnectionOps
@@ -55,7 +56,7 @@ class ExampleOps(ConnectionOps):
             except BadInput as exc:
                 where = f"Verified query {i}: " if len(items) > 1 else ""
                 raise BadInput(where + exc.message) from None
-            wanted[validation.question_key(v["question"])] = v
+            wanted[question_key(v["question"])] = v
         out: list[Example] = []
         with self._session() as s:
             repo = self._repo(s)
@@ -93,7 +94,7 @@ class ExampleOps(ConnectionOps):
             row = repo.example(conn, example_id)
             v = validation.example({"question": row.question, "sql": row.sql, **data})
             self._checked(conn, v["sql"])
-            key = validation.question_key(v["question"])
+            key = question_key(v["question"])
             other = repo.example_by_key(conn, key)
             if other is not None and other.id != row.id:
                 raise Conflict(f"The question {v['question']!r} is already taught (verified "

@@ -160,13 +160,3 @@ def example(data: Any) -> dict[str, str]:
     if not q or not sql:
         raise BadInput("A verified query needs both a 'question' and its 'sql'.")
     return {"question": q, "sql": sql}
-
-
-def question_key(text: str) -> str:
-    """A question folded for comparison: case and spacing ignored, bounded for an index."""
-    import hashlib
-
-    folded = " ".join(text.casefold().split()).rstrip("?.! ")
-    if len(folded) <= 255:
-        return folded
-    return folded[:190] + "#" + hashlib.sha256(folded.encode()).hexdigest()

@@ -1,0 +1,313 @@
+"""What a question asks for, read from its words: counting or listing, an average or a
+sum, a superlative and its direction, the top k, groups, and the values, numbers, dates
+and blanks it filters on (as conditions for the columns that may hold them).
+
+`shapes.py` turns this into candidate queries; nothing here knows SQL beyond the
+conditions, which are written in SQLite's syntax like the rest of the candidates.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..databases.catalog import Column, Table
+from .context import _stem, _words
+from .linking import Link, label_columns, word_at
+
+
+def literal(value: object) -> str:
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+                 "eight": 8, "nine": 9, "ten": 10, "twenty": 20, "a dozen": 12}
+NUM = r"(\d+(?:\.\d+)?|" + "|".join(NUMBER_WORDS) + ")"
+COUNT = re.compile(r"(?i)\bhow\s+many\b|(?<!phone\s)(?<!fax\s)(?<!account\s)(?<!serial\s)"
+                    r"\bnumber\s+of\b|\bcount\b|\bcounts\b")
+DISTINCT = re.compile(r"(?i)\b(different|distinct|unique)\b|\bonce\b|\bno\s+duplicates\b")
+AVG = re.compile(r"(?i)\b(average|averge|avrage|avg|mean|typical)\b")
+SUM = re.compile(r"(?i)\b(sum|how\s+much|in\s+total|altogether|combined|overall|total\s+"
+                  r"(?!number))\b")
+MAX = re.compile(r"(?i)\b(max|maximum|largest|highest|biggest|greatest|most\s+recent|latest|"
+                  r"newest|longest|most\s+expensive|heaviest|priciest|top|best|last)\b")
+MIN = re.compile(r"(?i)\b(min|minimum|smallest|lowest|least|cheapest|earliest|first|"
+                  r"shortest|fewest|oldest)\b")
+MOST = re.compile(r"(?i)\b(most|highest|largest|biggest|top|best)\b")
+RANKED_TOTAL = re.compile(r"(?i)\b(lowest|highest|largest|smallest|biggest|maximum|minimum|"
+                           r"average|mean|max|min)\s+(\w+\s+)?total\b")
+COMPARATIVE = re.compile(r"(?i)\b(more|less|fewer|greater|higher|lower|longer|shorter|bigger|"
+                          r"smaller|larger|cheaper|older|younger|later|earlier)\s+than\b")
+LEAST = re.compile(r"(?i)\b(least|fewest|lowest|smallest)\b")
+YOUNG = re.compile(r"(?i)\b(youngest|younger|newest|latest|most\s+recent(ly)?|last)\b")
+OLD = re.compile(r"(?i)\b(oldest|older|earliest|first|longest\s+with|longest)\b")
+WHICH = re.compile(r"(?i)^\s*(which|who|name|list|show|give|find)\b|\b(which|who)\b")
+GROUP = re.compile(r"(?i)\b(?:for\s+each|in\s+each|each|per|every|(?<!sorted\s)(?<!ordered\s)"
+                    r"(?<!order\s)by)\s+((?:[\w']+\s*){1,3})")
+AGG_CUE = re.compile(r"(?i)\b(how\s+many|number|count|total|sum|average|avg|mean|most|least|"
+                      r"revenue|sales|spent|spend|amount)\b")
+TIME_UNIT = {"year": "%Y", "yearly": "%Y", "annual": "%Y", "month": "%Y-%m",
+              "monthly": "%Y-%m", "day": "%Y-%m-%d", "daily": "%Y-%m-%d"}
+TOPN = re.compile(rf"(?i)\b(?:top|first|last|best|worst|which|what\s+are\s+the|the)\s+{NUM}\s|"
+                   rf"\b{NUM}\s+(?:\w+\s+)?"
+                   r"(?:\w+est|most|least|biggest|best|worst|top)\b|\b(?:the\s+)?"
+                   rf"{NUM}\s+(?:\w+\s+)?(?:with|having|that\s+have)\s+the\b")
+ASC = re.compile(r"(?i)\b(alphabetical|ascending|a\s*-\s*z|oldest\s+first|lowest\s+first|"
+                  r"smallest\s+first|earliest\s+first|in\s+\w+\s+order|sorted|ordered)\b")
+DESC = re.compile(r"(?i)\b(descending|highest\s+first|largest\s+first|biggest\s+first|"
+                   r"most\s+first|newest\s+first|latest\s+first|most\s+recent\s+first|"
+                   r"best\s+first)\b")
+MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
+           "september", "october", "november", "december"]
+COMPARE = [
+    (">=", r"at\s+least|no\s+less\s+than|or\s+more"),
+    ("<=", r"at\s+most|no\s+more\s+than|or\s+less|up\s+to"),
+    (">", r"over|more\s+than|greater\s+than|above|exceeding|exceeds|longer\s+than|"
+          r"bigger\s+than|larger\s+than|higher\s+than|after|later\s+than|beyond"),
+    ("<", r"under|less\s+than|fewer\s+than|below|shorter\s+than|smaller\s+than|lower\s+than|"
+          r"cheaper\s+than|before|earlier\s+than"),
+    ("=", r"cost|costs|costing|priced\s+at|equal\s+to|exactly|of|at|is"),
+]
+UNIT = {"minute": 60_000, "minutes": 60_000, "min": 60_000, "second": 1_000,
+         "seconds": 1_000, "hour": 3_600_000, "hours": 3_600_000, "gb": 1_000_000_000,
+         "mb": 1_000_000, "kb": 1_000}
+NULL = re.compile(r"(?i)\b(?:no|without|missing|lack(?:ing)?|empty|blank|null)\s+"
+                   r"((?:\w+\s*){1,2})")
+NOT_NULL = re.compile(r"(?i)\b(?:have|has|with)\s+(?:a|an|any|some)\s+((?:\w+\s*){1,2})|"
+                       r"\b((?:\w+\s*){1,2})\s+on\s+file\b")
+LIKE = [
+    ("%{}%", r"contain(?:s|ing)?(?:\s+the\s+word)?|with\s+the\s+word|mention(?:s|ing)?|"
+             r"includ(?:e|es|ing)|use|uses|using"),
+    ("{}%", r"start(?:s|ing)?\s+with|begin(?:s|ning)?\s+with"),
+    ("%{}", r"end(?:s|ing)?\s+(?:with|in)"),
+]
+
+
+def number_of(text: str) -> float | None:
+    t = text.lower().replace(",", "")
+    if t in NUMBER_WORDS:
+        return float(NUMBER_WORDS[t])
+    try:
+        return float(t)
+    except ValueError:
+        return None
+
+
+def limit_of(question: str) -> int | None:
+    m = TOPN.search(question)
+    if not m:
+        return None
+    for g in m.groups():
+        if g:
+            n = number_of(g)
+            if n and n == int(n) and 0 < n <= 1000:
+                return int(n)
+    return None
+
+
+def is_numeric(c: Column) -> bool:
+    return bool(re.search(r"(?i)int|real|num|dec|float|double|money", c.type or "")) and not (
+        c.primary_key or re.search(r"(?i)(^id$|_id$|[a-z]Id$)", c.name))
+
+
+def is_date(c: Column) -> bool:
+    return bool(re.search(r"(?i)date|time", c.type or "") or re.search(
+        r"(?i)date$|_at$|^date|time$|day$", c.name))
+
+
+def is_text(c: Column) -> bool:
+    return bool(re.search(r"(?i)char|text|string|clob", c.type or ""))
+
+
+@dataclass
+class Filter:
+    table: Table
+    sql: str  # a condition, with `{}` where the column goes
+    column: Column
+    score: float
+    words: tuple[int, int] | None = None
+    value: bool = False  # a value the question names (not a number or a date)
+
+
+def numbers_in(question: str) -> list[tuple[str, float, str, int]]:
+    """(operator, value, unit word, char position) for every number the question compares."""
+    out = []
+    ops = "|".join(f"(?P<o{i}>{pat})" for i, (_, pat) in enumerate(COMPARE))
+    pattern = re.compile(rf"(?i)(?:\b(?:{ops})\s+)?\$?(?P<n>\d[\d,]*(?:\.\d+)?)\s*"
+                         r"(?P<u>[a-z]+)?")
+    for m in pattern.finditer(question):
+        n = number_of(m.group("n"))
+        if n is None:
+            continue
+        op = "="
+        for i, (sym, _) in enumerate(COMPARE):
+            if m.group(f"o{i}"):
+                op = sym
+                break
+        out.append((op, n, (m.group("u") or "").lower(), m.start("n")))
+    return out
+
+
+def date_filters(question: str, dates: list[tuple[Table, Column, float]]) -> list[Filter]:
+    out: list[Filter] = []
+    q = question.lower()
+    for m in re.finditer(r"\b(?:(" + "|".join(MONTHS) + r")\s+)?((?:19|20)\d\d)\b", q):
+        month, year = m.group(1), m.group(2)
+        before = q[max(0, m.start() - 12):m.start()]
+        op = "<" if re.search(r"before|earlier|prior", before) else (
+            ">" if re.search(r"after|since|later", before) else "=")
+        for t, c, s in dates:
+            if month:
+                key = f"{year}-{MONTHS.index(month) + 1:02d}"
+                sql = f"strftime('%Y-%m', {{}}) = '{key}'"
+            elif op == "=":
+                sql = f"strftime('%Y', {{}}) = '{year}'"
+            else:
+                edge = f"{year}-01-01" if op == "<" else f"{int(year) + 1}-01-01"
+                sql = f"{{}} {'<' if op == '<' else '>='} '{edge}'"
+            out.append(Filter(t, sql, c, s))
+    return out
+
+
+def value_filters(link: Link, question: str) -> list[list[Filter | None]]:
+    """Alternatives for each value the question names: one group per value (None: the
+    words were not a value after all)."""
+    groups: list[list[Filter | None]] = []
+    for h in link.hints:
+        t = next((x for x in link.snap.tables if link.snap.qualified(x) == h.table), None)
+        c = next((x for x in t.columns if x.name == h.column), None) if t else None
+        if t is None or c is None:
+            continue
+        f = Filter(t, f"{{}} = {literal(h.value)}", c, 1.0, value=True)
+        for g in groups:  # the same words matched in several columns: alternatives
+            if g and g[0] is not None and g[0].sql == f.sql:
+                g.append(f)
+                break
+        else:
+            groups.append([f])
+    named = {id(m.table) for m in link.tables}
+    for phrase in link.phrases:
+        alts: list[Filter] = []
+        for t in link.snap.tables:
+            near = 1.0 if id(t) in named else 0.6
+            cols = {c.name.lower().replace("_", ""): c for c in t.columns}
+            parts = phrase.split()
+            if len(parts) >= 2 and "firstname" in cols and "lastname" in cols:
+                first, last = cols["firstname"], cols["lastname"]
+                cond = (f"{{}} = {literal(parts[0])} AND {{{last.name}}} = "
+                        f"{literal(' '.join(parts[1:]))}")
+                alts.append(Filter(t, cond, first, 1.0 * near, value=True))
+                continue
+            for c in t.columns:
+                if not is_text(c) or c.primary_key:
+                    continue
+                mentioned = any(m.column is c for m in link.columns)
+                label = c in label_columns(t)
+                score = 0.9 if mentioned else 0.7 if label else 0.5 if near == 1.0 else 0
+                if score:
+                    alts.append(Filter(t, f"{{}} = {literal(phrase)}", c, score * near,
+                                        value=True))
+        if alts:
+            at = word_at(question, max(0, question.find(phrase)))
+            for f in alts:  # "the last name Tanaka": the column named just before
+                if any(m.column is f.column and m.end in (at, at - 1) for m in link.columns):
+                    f.score, f.words = 1.0, (at - 2, at)
+            groups.append([*sorted(alts, key=lambda f: -f.score)[:5], None])
+    for pat, cue in LIKE:
+        m = re.search(rf"(?i)\b(?:{cue})\s+(?:the\s+(?:word|letter)\s+)?['\"]?([\w-]+)['\"]?",
+                      question)
+        if m:
+            word = m.group(1)
+            alts = []
+            for t in {x.table for x in link.columns} | {x.table for x in link.tables}:
+                for c in t.columns:
+                    if is_text(c) and (c in label_columns(t) or any(
+                            x.column is c for x in link.columns)):
+                        alts.append(Filter(t, f"{{}} LIKE {literal(pat.format(word))}", c, 0.9,
+                                            value=True))
+            if alts:
+                groups.append(alts)
+    return groups
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+NAME_PARTS = re.compile(r"(?i)\b(first|last)\s+(and\s+last\s+)?names?\b")
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What the question asks for, read once from its words."""
+
+    question: str
+    q: str  # lower case, comparisons ("more than") and name parts ("first name") set aside
+    counting: bool
+    distinct: bool
+    avg: bool
+    summed: bool
+    limit: int | None
+    which: bool  # "which ...", "who ...", "list ...": rows, not a value
+    superlative: bool
+    most: bool  # "most" (or "least"): ranks by a count or a sum, highest first
+
+    @property
+    def ranks(self) -> bool:
+        return bool(self.superlative or self.limit or self.counting or self.avg or self.summed)
+
+    @property
+    def direction(self) -> str:
+        return "ASC" if LEAST.search(self.q) and not MOST.search(self.q) else "DESC"
+
+
+def read(question: str) -> Asked:
+    q = COMPARATIVE.sub("than", NAME_PARTS.sub("name", question.lower()))
+    q = re.sub(r"\b(oldest|earliest|lowest|smallest|cheapest|shortest|least)\s+first\b",
+               "ascending", q)
+    q = re.sub(r"\b(\w+est|most\s+recent|most)\s+first\b", "descending", q)
+    superlative = any(p.search(q) for p in (MAX, MIN, MOST, LEAST, YOUNG, OLD))
+    return Asked(
+        question=question, q=q, counting=bool(COUNT.search(q)),
+        distinct=bool(DISTINCT.search(q)), avg=bool(AVG.search(q)),
+        summed=bool(SUM.search(q)) and not RANKED_TOTAL.search(q), limit=limit_of(q),
+        which=bool(WHICH.search(q)), superlative=superlative,
+        most=bool(MOST.search(q) or LEAST.search(q)))
+
+
+def number_filters(numbers: list[tuple[str, float, str, int]],
+                    measures: list[tuple[Table, Column, float]], q: str, limit: int | None,
+                    *, dfilters_present: bool) -> list[Filter]:
+    out = []
+    for op, n, unit, _pos in numbers:
+        if 1900 <= n <= 2100 and n == int(n) and dfilters_present:
+            continue  # a year
+        if limit is not None and n == limit and op == "=":
+            continue  # the k of a top-k
+        for t, c, s in measures:
+            if not is_numeric(c):
+                continue
+            value: float = n * UNIT.get(unit, 1) if "milli" in c.name.lower() or unit in (
+                "gb", "mb", "kb") else n
+            v = int(value) if value == int(value) else value
+            out.append(Filter(t, f"{{}} {op} {v}", c, s * (1.0 if op != "=" else 0.8)))
+    return out
+
+
+def null_filters(question: str, link: Link, subject: Table) -> list[Filter]:
+    out = []
+    for pattern, neg in ((NULL, "IS NULL"), (NOT_NULL, "IS NOT NULL")):
+        for m in pattern.finditer(question):
+            said = {_stem(w) for w in _words(" ".join(g for g in m.groups() if g))}
+            for c in subject.columns:
+                terms = {_stem(w) for w in _words(c.name)}
+                if not c.primary_key and terms and terms <= said:
+                    out.append(Filter(subject, f"{{}} {neg}", c, 1.0))
+    return out
+
+
+WITH_VALUE = re.compile(r"(?i)\b(with|and)\s+(the|their|its)?\s*(amount|count|number|total|"
+                         r"value|revenue|sales|sum|units)")
+
+

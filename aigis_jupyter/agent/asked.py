@@ -43,7 +43,9 @@ COMPARATIVE = re.compile(r"(?i)\b(more|less|fewer|greater|higher|lower|longer|sh
 LEAST = re.compile(r"(?i)\b(least|fewest|lowest|smallest)\b")
 YOUNG = re.compile(r"(?i)\b(youngest|younger|newest|latest|most\s+recent(ly)?|last)\b")
 OLD = re.compile(r"(?i)\b(oldest|older|earliest|first|longest\s+with|longest)\b")
-WHICH = re.compile(r"(?i)^\s*(which|who|name|list|show|give|find)\b|\b(which|who)\b")
+WHICH = re.compile(r"(?i)^\s*(which|who|name|list|show|give|find)\b|\b(which|who)\b|"
+                   r"^\s*what\s+(?!is\b|are\b|was\b|were\b|does\b|do\b|did\b|'s\b)[a-z]+\s+"
+                   r"(?!of\b)\w+")
 GROUP = re.compile(r"(?i)\b(?:for\s+each|in\s+each|each|per|every|(?<!sorted\s)(?<!ordered\s)"
                     r"(?<!order\s)by)\s+((?:[\w']+\s*){1,3})")
 AGG_CUE = re.compile(r"(?i)\b(how\s+many|number|count|total|sum|average|avg|mean|most|least|"
@@ -293,6 +295,42 @@ def number_filters(numbers: list[tuple[str, float, str, int]],
             v = int(value) if value == int(value) else value
             out.append(Filter(t, f"{{}} {op} {v}", c, s * (1.0 if op != "=" else 0.8)))
     return out
+
+
+KEPT_IF = re.compile(r"(?i)\b(more\s+than|over|above|greater\s+than|at\s+least|fewer\s+than|"
+                     r"less\s+than|under|below)\s+\$?(\d+(?:\.\d+)?)")
+
+
+def kept_if(question: str) -> tuple[str, float] | None:
+    """"more than 5", "above 1": the comparison a group must pass (operator, number)."""
+    m = KEPT_IF.search(question)
+    if not m:
+        return None
+    word = m.group(1).lower()
+    op = ">=" if word.startswith("at") else "<" if word.split()[0] in (
+        "fewer", "less", "under", "below") else ">"
+    return op, float(m.group(2))
+
+
+def is_flag(c: Column) -> bool:
+    return bool(re.search(r"(?i)bool|bit\b|tinyint\(1\)", c.type or ""))
+
+
+def flag_filters(link: Link, subject: Table) -> list[Filter]:
+    """"discontinued products": a yes/no column the question names is true (written as
+    the bare column, which every engine reads as a condition)."""
+    return [Filter(subject, "{}", m.column, 1.0) for m in link.columns
+            if m.table is subject and m.column is not None and is_flag(m.column)
+            and m.score >= 0.9]
+
+
+def sign_filters(question: str, measures: list[tuple[Table, Column, float]]) -> list[Filter]:
+    """"negative amounts" / "positive balances"."""
+    m = re.search(r"(?i)\b(negative|positive)\b", question)
+    if not m:
+        return []
+    op = "<" if m.group(1).lower() == "negative" else ">"
+    return [Filter(t, f"{{}} {op} 0", c, s) for t, c, s in measures if is_numeric(c)]
 
 
 def null_filters(question: str, link: Link, subject: Table) -> list[Filter]:

@@ -73,6 +73,8 @@ COLUMN_WORDS: dict[str, tuple[str, ...]] = {
 #: Parts of column names that say what kind of value it is, not what it is about.
 _GENERIC = frozenset({"id", "name", "date", "number", "code", "no", "num", "key", "time", "on",
                       "at", "is", "has"})
+_ORDER_WORDS = frozenset({"alphabetical", "ascending", "descending", "chronological", "reverse",
+                          "in", "sort", "date", "numerical", "month", "year", "that", "same"})
 _DATED = re.compile(r"(?i)date|time|_on\b|_at\b|[a-z]On\b|[a-z]At\b")
 _MONTHS = ("january february march april may june july august september october november "
            "december")
@@ -305,6 +307,10 @@ def link(question: str, snap: SchemaSnapshot, *, values: object = None,
     out = Link(snap=snap, words=words, stems=stems)
 
     used: set[int] = set()
+    for i, w in enumerate(words):  # "in alphabetical order", "order by": no table named
+        if w in ("order", "orders", "sort", "sorted") and (
+                (i > 0 and words[i - 1] in _ORDER_WORDS) or words[i + 1:i + 2] == ["by"]):
+            used.add(i)
     for t, seq in sorted(names.tables, key=lambda x: -len(x[1])):  # "invoice line" first
         if not seq:
             continue

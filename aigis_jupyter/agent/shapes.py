@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import product
 
 from ..databases.catalog import Column, Table
 from . import asked as cue
 from .context import _stem
-from .linking import Link, Linked, is_people, label_columns, word_at
+from .linking import Link, Linked, is_people, join_path, label_columns, table_named, word_at
 from .querytext import Query, alias
 
 __all__ = ["Candidate", "candidates"]
@@ -78,7 +78,10 @@ def _subjects(question: str, link: Link) -> list[tuple[Table, float]]:
     while len(first) > 1 and first[1].start == first[0].end:  # "product categories"
         first = first[1:]
     if re.match(r"(?i)\s*who\b", q):  # "who is the support rep for ...": a person
-        people = [m.table for m in first if is_people(m.table)] or [
+        valued = [t for h in link.hints if (t := table_named(link.snap, h.table)) is not None]
+        named = [m.table for m in link.tables]
+        people = [t for t in valued if is_people(t) and t not in named]
+        people += [m.table for m in first if is_people(m.table)] + [
             t for t in ranked if is_people(t)]
         if people:
             out.append((people[0], 1.0))
@@ -141,8 +144,9 @@ def _group_keys(question: str, link: Link, subject: Table) -> list[tuple[str, ob
     ("table", Table)."""
     out: list[tuple[str, object, float]] = []
     for m in cue.GROUP.finditer(question):
-        if re.match(r"(?i)by\b", question[m.start():]) and not cue.AGG_CUE.search(question):
-            continue
+        if re.match(r"(?i)(by|each|every)\b", question[m.start():]) and not cue.AGG_CUE.search(
+                question):
+            continue  # "sorted by name", "list each country once": no groups without a measure
         start = word_at(question, m.start(1))
         head = m.group(1).split()[0].lower() if m.group(1).split() else ""
         if _stem(head) in cue.TIME_UNIT or head in cue.TIME_UNIT:
@@ -165,6 +169,13 @@ def _group_keys(question: str, link: Link, subject: Table) -> list[tuple[str, ob
 
 def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
     ask = cue.read(question)
+    # "what's the most expensive product": a superlative of a table's rows asks for a row
+    for m in re.finditer(r"(?i)\b(\w+est|most\s+\w+|least\s+\w+)\b", question):
+        at = word_at(question, m.end())
+        heads = [t for t in link.tables if t.start in (at, at + 1)  # the noun, not "invoice
+                 and not any(c.start == t.end for c in link.columns)]  # total"
+        if not ask.which and heads:
+            ask = replace(ask, which=True)
     subjects = _subjects(question, link)
     if not subjects:
         return []
@@ -189,9 +200,10 @@ def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
                                    dfilters_present=bool(dfilters))
         if nfilters:
             choice_sets.append(nfilters[:3])
-        nulls = cue.null_filters(question, link, subject)
-        if nulls:
-            choice_sets.append(nulls[:2])
+        for extra in (cue.null_filters(question, link, subject),
+                      cue.flag_filters(link, subject), cue.sign_filters(question, measures)):
+            if extra:
+                choice_sets.append(extra[:2])
         combos = list(product(*choice_sets))[:12] if choice_sets else [()]
         for filters in combos:
             skipped = sum(f is None for f in filters)
@@ -237,6 +249,7 @@ class _Shapes:
         self.grouped()
         self.most_of_a_table()
         self.most_of_a_column()
+        self.kept_groups()
         self.rows()
         return self.out
 
@@ -247,7 +260,8 @@ class _Shapes:
 
     def add(self, qy: Query, select: list[str], score: float, shape: str, *,
             group: list[str] | None = None, order: str | None = None,
-            lim: int | None = None, dist: bool = False, where: Sequence[str] = ()) -> None:
+            lim: int | None = None, dist: bool = False, where: Sequence[str] = (),
+            having: str | None = None) -> None:
         conds = [_render(f, qy) for f in self.filters] + list(where)
         if not qy.ok:
             return
@@ -257,6 +271,8 @@ class _Shapes:
             sql += " WHERE " + " AND ".join(conds)
         if group:
             sql += " GROUP BY " + ", ".join(group)
+        if having:
+            sql += " HAVING " + having
         if order:
             sql += " ORDER BY " + order
         if lim:
@@ -385,6 +401,34 @@ class _Shapes:
                 self.add(qy, sel, 0.95 * a_score, "group", group=grp,
                          order=f"{agg} {ask.direction}", lim=ask.limit or 1)
 
+    def kept_groups(self) -> None:
+        """"Which artists have more than 5 albums", "genres with an average unit price above
+        1": the rows of the table asked about whose group passes a count, an average or a
+        sum."""
+        ask, link = self.ask, self.link
+        bound = cue.kept_if(ask.question)
+        if bound is None or not ask.which or not link.tables or self.filters:
+            return
+        first = link.tables[0].table
+        op, n = bound
+        value = int(n) if n == int(n) else n
+        labels = label_columns(first)
+        pk = [c for c in first.columns if c.primary_key] or labels
+        counted = [t.table for t in link.tables[1:] if t.table is not first]
+        measured = [m for m in link.columns if m.column is not None and m.score >= 0.7
+                    and cue.is_numeric(m.column) and join_path(link.snap, m.table, first)]
+        func = "AVG" if ask.avg else "SUM" if ask.summed or measured else None
+        for table in counted:
+            qy = self.query(table)
+            self.add(qy, [qy.col(first, c) for c in labels], 0.95, "group",
+                     group=[qy.col(first, c) for c in pk], having=f"COUNT(*) {op} {value}")
+        for m in measured[:2] if func else ():
+            assert m.column is not None
+            qy = self.query(m.table)
+            self.add(qy, [qy.col(first, c) for c in labels], 0.9 * m.score, "group",
+                     group=[qy.col(first, c) for c in pk],
+                     having=f"{func}({qy.col(m.table, m.column)}) {op} {value}")
+
     def most_of_a_column(self) -> None:
         """"Which country has the most customers", "top 3 countries by sales": group the
         subject by a column it names (groups without a value left out)."""
@@ -394,7 +438,8 @@ class _Shapes:
             return
         for m in self.shown[:2]:
             if (m.column is None or m.table is not self.subject or cue.is_numeric(m.column)
-                    or cue.is_date(m.column) or m.column.primary_key):
+                    or cue.is_date(m.column) or m.column.primary_key
+                    or m.column in label_columns(m.table)):
                 continue
             qy = self.query()
             col = qy.col(m.table, m.column)
@@ -403,8 +448,7 @@ class _Shapes:
             if ask.avg:
                 aggs += [(f"AVG({qy.col(t, c)})", 0.9 * s) for t, c, s in self.measures[:1]
                          if cue.is_numeric(c) and c is not m.column]
-            if ask.most and (re.search(r"(?i)\b(most|fewest|least)\s+(\w+\s+)?(\w+s)\b", q)
-                             or ask.counting or re.search(r"(?i)\bmost\s+often\b", q)):
+            if ask.most or ask.counting:
                 aggs.append(("COUNT(*)", 0.9))
             aggs += [(f"SUM({qy.col(t, c)})", 0.85 * s) for t, c, s in self.measures[:1]
                      if cue.is_numeric(c) and c is not m.column and not ask.avg]
@@ -427,13 +471,16 @@ class _Shapes:
         # methods"): each once, unless every row is asked for
         values_only = bool(explicit) and all(
             not c.primary_key and c not in label_columns(t) for t, c in explicit)
-        dist = ask.distinct or (values_only and not re.search(r"(?i)\b(every|each|all)\b", q))
+        every = [word_at(ask.question, m.end()) for m in re.finditer(
+            r"(?i)\b(every|each|all)\b(\s+(the|of|our))*", ask.question)]
+        each_row = any(t.start == i for i in every for t in self.link.tables)
+        dist = ask.distinct or (values_only and not each_row)
         if ask.superlative or ask.limit:
             for t, c, s in (self.measures or self.numeric)[:3]:
                 qy2 = self.query()
                 sel = [qy2.col(tt, cc) for tt, cc in cols]
                 # without "which" or a number, "the smallest file size" is one value
-                weight = 1.0 if ask.which or ask.limit else 0.85
+                weight = (1.0 if ask.which or ask.limit else 0.85) * (0.8 if self.groups else 1)
                 self.add(qy2, sel, weight * s + 0.02, "topk",
                          order=f"{qy2.col(t, c)} {self.order_dir(c)}", lim=ask.limit or 1)
         order = None
@@ -443,8 +490,8 @@ class _Shapes:
                 r"(?i)oldest|newest|latest|earliest", q)
             if sort is not None:
                 order = f"{qy.col(*sort)} {'ASC' if plain_asc else self.order_dir(sort[1])}"
-        base = 0.5 if (ask.superlative or ask.limit or ask.avg or ask.summed) else (
-            0.7 if ask.counting else 0.9)
+        base = 0.5 if (ask.superlative or ask.limit or ask.avg or ask.summed or self.groups
+                       ) else 0.7 if ask.counting else 0.9
         self.add(qy, select, base + (0.1 if explicit else 0),
                  "filter" if self.filters else "list", order=order, dist=dist)
         if dist != ask.distinct or (not dist and explicit):
@@ -483,8 +530,8 @@ def _explicit_columns(question: str, link: Link, subject: Table, shown: list[Lin
     # and "every category with its description": the rows' names come first
     people = is_people(subject) and re.search(r"(?i)\b(names?|who)\b", question) and not any(
         c.name.lower().endswith("name") for _, c in cols)
-    described = re.search(r"(?i)\bwith\s+(?:its|their|it's|the)\b", question) and cols and not any(
-        c in label_columns(t) or c.primary_key for t, c in cols)
+    described = re.search(r"(?i)\b(?:with|and)\s+(?:its|their|it's|the)\b", question) and (
+        cols and not any(c in label_columns(t) or c.primary_key for t, c in cols))
     if people or described:
         cols = [(subject, c) for c in label_columns(subject)] + cols
     return [(t, c) for t, c in cols if not (ranks and (cue.is_numeric(c) or cue.is_date(c)))
@@ -492,6 +539,8 @@ def _explicit_columns(question: str, link: Link, subject: Table, shown: list[Lin
 
 
 def _sort_column(question: str, link: Link, subject: Table) -> tuple[Table, Column] | None:
+    if re.search(r"(?i)alphabetical|a\s*-\s*z", question):
+        return None  # by the first column shown
     m = re.search(r"(?i)\b(?:sorted|ordered|order)\s+by\s+([\w ]+)", question)
     if m:
         start = len(re.findall(r"\w+", question[:m.start(1)]))

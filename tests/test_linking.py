@@ -180,7 +180,7 @@ def test_agreement_counts_only_across_sources() -> None:
 
 
 def test_a_found_value_outweighs_a_guess_and_a_close_rival_makes_it_unsure() -> None:
-    guess = _tried("SELECT Title FROM Album", 0.6, [("x",), ("y",)])
+    guess = _tried("SELECT Title FROM Album", 0.75, [("x",), ("y",)])
     found = _tried("SELECT Title FROM Employee WHERE FirstName = 'M'", 0.45, [("Manager",)],
                    values=1)
     best, reasons = pick([guess, found])

@@ -129,10 +129,34 @@ class _Result:
      "GROUP BY ar.ArtistId"),
     ("How many tracks did Kurt Cobain write?",
      "SELECT COUNT(*) FROM Track WHERE Composer = 'Kurt Cobain'"),
+    ("Which artists have more than 10 albums?",
+     "SELECT ar.Name FROM Album al JOIN Artist ar ON al.ArtistId = ar.ArtistId "
+     "GROUP BY ar.ArtistId HAVING COUNT(*) > 10"),
+    ("Which billing country has the most invoices?",
+     "SELECT BillingCountry FROM Invoice GROUP BY BillingCountry ORDER BY COUNT(*) DESC "
+     "LIMIT 1"),
 ])
 def test_the_chosen_candidate_answers_the_question(chinook, question: str, gold: str) -> None:
-    deps, _, _ = chinook
-    best, _, tried = _run(chinook, question)
+    _answers(chinook, question, gold)
+
+
+@pytest.mark.parametrize(("question", "gold"), [
+    ("How many products are discontinued?",
+     "SELECT COUNT(*) FROM products WHERE discontinued"),
+    ("How many payments have a negative amount?",
+     "SELECT COUNT(*) FROM payments WHERE amount < 0"),
+    ("What payment method is used the least?",
+     "SELECT method FROM payments GROUP BY method ORDER BY COUNT(*) ASC LIMIT 1"),
+    ("Give me every country where we have customers",
+     "SELECT DISTINCT country FROM customers"),
+])
+def test_demo_candidates_answer_the_question(demo, question: str, gold: str) -> None:
+    _answers(demo, question, gold)
+
+
+def _answers(db: Any, question: str, gold: str) -> None:
+    deps = db[0]
+    best, _, tried = _run(db, question)
     assert best is not None, [t.sql for t in tried]
     with sqlite3.connect(deps.spec.host) as con:
         want = sorted(map(tuple, con.execute(gold).fetchall()))

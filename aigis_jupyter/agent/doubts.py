@@ -9,7 +9,11 @@ says so, shows where to look (the SQL), and suggests rephrasing or a stronger mo
 
 from __future__ import annotations
 
+import re
+
 from .prompts import question_shape
+
+_AVERAGE = re.compile(r"(?i)\b(average|avg|mean)\b")
 
 #: What the answer adds when the query looks unlike the question.
 UNSURE_LEAD = "This answer may be wrong:"
@@ -41,7 +45,9 @@ def doubts(question: str, sql: str, dialect: str | None = None) -> list[str]:
         out.append("the question asks for each group, but the query does not group")
     elif shape == "top" and not ranked and not aggregates & {"Max", "Min"}:
         out.append("the question asks for the most or the top, but the query does not rank")
-    elif shape == "avg" and "Avg" not in aggregates:
+    # an average asked for "per group" is still an average
+    if _AVERAGE.search(question or "") and "Avg" not in aggregates and not any(
+            isinstance(e, exp.Div) for e in select.find_all(exp.Div)):
         out.append("the question asks for an average, but the query computes none")
     if star and shape in ("count", "avg", "top"):
         out.append("the query returns whole rows for a question about particular values")

@@ -259,14 +259,18 @@ async def answer(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, 
         return bool(sent)
 
     write(events.status("answering"))
+    # a small base model asked about several rows names one of them as if it were all
+    # ("Most orders came by phone" when web had four times as many): the rows speak for
+    # themselves, in a sentence built from them
+    rows_speak = ctx.info.prompt_style == "completion" and len(preview.get("rows") or []) > 1
     try:
         ctx.check_cancel()
-        if ctx.info.prompt_style == "completion":
+        if ctx.info.prompt_style == "completion" and not rows_speak:
             prompt = prompts.answer_completion(question, res.get("sql") or "", preview)
             await call_model(ctx, [HumanMessage(prompt)], node="answer",
                              stop=prompts.ANSWER_STOP, max_tokens=LOCAL_ANSWER_TOKENS,
                              on_text=on_text, on_retry=check.drop_held)
-        else:
+        elif not rows_speak:
             msgs = prompts.answer_messages(question, res.get("sql") or "", preview)
             await call_model(ctx, msgs, node="answer", on_text=on_text,
                              on_retry=check.drop_held)

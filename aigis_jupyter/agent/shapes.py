@@ -139,6 +139,14 @@ def _measures(link: Link, subject: Table) -> list[tuple[Table, Column, float]]:
     return out
 
 
+def _far_measures(link: Link, subject: Table) -> list[tuple[Table, Column, float]]:
+    """"The average discount per segment": numbers named outright in tables the question
+    does not name, a join away from the subject (what a group is measured by)."""
+    return [(m.table, m.column, 0.8 * m.score) for m in link.columns
+            if m.column is not None and m.score >= 0.9 and cue.is_numeric(m.column)
+            and join_path(link.snap, subject, m.table)]
+
+
 def _group_keys(question: str, link: Link, subject: Table) -> list[tuple[str, object, float]]:
     """What "each X" / "per X" / "by X" groups by: ("time", fmt), ("col", Linked) or
     ("table", Table)."""
@@ -325,7 +333,8 @@ class _Shapes:
         """What a group is measured by: an average, a sum or a count of its rows."""
         ask = self.ask
         aggs: list[tuple[str, float]] = []
-        measured = [(t, c, s) for t, c, s in self.measures if cue.is_numeric(c)]
+        measured = [(t, c, s) for t, c, s in self.measures if cue.is_numeric(c)] or (
+            _far_measures(self.link, self.subject) if ask.avg or ask.summed else [])
         if ask.avg:
             aggs += [(f"AVG({qy.col(t, c)})", s) for t, c, s in (
                 measured or [x for x in self.numeric if cue.is_numeric(x[1])])[:2]]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..databases.catalog import Column, Table
 from .context import _stem, _words
-from .linking import Link, label_columns, word_at
+from .linking import Link, label_columns, neighbours, word_at
 
 
 def literal(value: object) -> str:
@@ -190,10 +190,11 @@ def value_filters(link: Link, question: str) -> list[list[Filter | None]]:
         else:
             groups.append([f])
     named = {id(m.table) for m in link.tables}
+    beside = {id(h.right) for m in link.tables for h in neighbours(link.snap, m.table)}
     for phrase in link.phrases:
         alts: list[Filter] = []
         for t in link.snap.tables:
-            near = 1.0 if id(t) in named else 0.6
+            near = 1.0 if id(t) in named else 0.8 if id(t) in beside else 0.5
             cols = {c.name.lower().replace("_", ""): c for c in t.columns}
             parts = phrase.split()
             if len(parts) >= 2 and "firstname" in cols and "lastname" in cols:
@@ -216,21 +217,23 @@ def value_filters(link: Link, question: str) -> list[list[Filter | None]]:
             for f in alts:  # "the last name Tanaka": the column named just before
                 if any(m.column is f.column and m.end in (at, at - 1) for m in link.columns):
                     f.score, f.words = 1.0, (at - 2, at)
-            groups.append([*sorted(alts, key=lambda f: -f.score)[:5], None])
+            groups.append([*sorted(alts, key=lambda f: -f.score)[:4], None])
     for pat, cue in LIKE:
         m = re.search(rf"(?i)\b(?:{cue})\s+(?:the\s+(?:word|letter)\s+)?['\"]?([\w-]+)['\"]?",
                       question)
         if m:
             word = m.group(1)
             alts = []
-            for t in {x.table for x in link.columns} | {x.table for x in link.tables}:
+            tables = {id(x.table): x.table for x in link.tables}
+            tables.update({id(x.table): x.table for x in link.columns if x.score >= 0.9})
+            for t in tables.values():
                 for c in t.columns:
                     if is_text(c) and (c in label_columns(t) or any(
-                            x.column is c for x in link.columns)):
+                            x.column is c and x.score >= 0.7 for x in link.columns)):
                         alts.append(Filter(t, f"{{}} LIKE {literal(pat.format(word))}", c, 0.9,
-                                            value=True))
+                                           value=True))
             if alts:
-                groups.append(alts)
+                groups.append([*alts[:4], None])
     return groups
 
 

@@ -26,7 +26,8 @@ _FILLER_WORDS = """
 a an the of by per for in on at to from with and or is are was were be what which who
 how many much show list give me all each every top most least than that this do does did
 have has i we you it there their between over under into as please find get tell total
-number count average sum not no only one two three any some more less
+number count average sum not no only one two three any some more less word words letter
+letters
 """
 _FILLER = frozenset(_FILLER_WORDS.split())
 _QUOTES = r"\"\u201c\u201d'\u2018\u2019"  # straight and curly, double and single

@@ -24,7 +24,7 @@ from ..databases.catalog import Column, SchemaSnapshot, Table
 from .context import _STOP, _stem, _words
 from .hints import Hint, value_hints
 
-__all__ = ["Link", "Linked", "join_path", "label_columns", "link", "word_at"]
+__all__ = ["Link", "Linked", "join_path", "label_columns", "link", "neighbours", "word_at"]
 
 #: Everyday words for tables; each maps to words a table name may hold.
 TABLE_WORDS: dict[str, tuple[str, ...]] = {
@@ -228,6 +228,11 @@ def _index(snap: SchemaSnapshot) -> _Names:
             _names.clear()
         _names[id(snap)] = (snap, names)
     return names
+
+
+def neighbours(snap: SchemaSnapshot, t: Table) -> list[Hop]:
+    """The joins from `t` to the tables its foreign keys (or theirs) name."""
+    return list(_index(snap).graph.get(id(t), []))
 
 
 def join_path(snap: SchemaSnapshot, a: Table, b: Table, max_hops: int = 3) -> list[Hop] | None:

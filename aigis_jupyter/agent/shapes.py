@@ -13,6 +13,7 @@ connection's dialect by sqlglot, so one set of rules serves every engine.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -28,8 +29,8 @@ __all__ = ["Candidate", "candidates"]
 
 log = logging.getLogger(__name__)
 
-#: Candidates per question, at most (each is run).
-MAX_CANDIDATES = 8
+#: Candidates per question, at most (each is run), and choices of filters tried per table.
+MAX_CANDIDATES, MAX_COMBOS = 8, 12
 
 @dataclass
 class Candidate:
@@ -201,7 +202,8 @@ def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
         numeric = [(subject, c, 0.3) for c in subject.columns if cue.is_numeric(c)]
         # filters: one choice per value group, each group's alternatives enumerated
         choice_sets: list[list[cue.Filter | None]] = [
-            g[:3] + ([None] if g[-1] is None else []) for g in value_groups]
+            [f for f in g if f is not None][:4] + ([None] if g[-1] is None else [])
+            for g in value_groups]
         if dfilters:
             choice_sets.append(dfilters[:2])
         nfilters = cue.number_filters(numbers, measures or numeric, ask.q, ask.limit,
@@ -212,7 +214,9 @@ def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
                       cue.flag_filters(link, subject), cue.sign_filters(question, measures)):
             if extra:
                 choice_sets.append(extra[:2])
-        combos = list(product(*choice_sets))[:12] if choice_sets else [()]
+        # the likeliest choices of filters first (a value read as no value counts 0.75)
+        combos = sorted(product(*choice_sets), key=lambda fs: -math.prod(
+            f.score if f is not None else 0.75 for f in fs))[:MAX_COMBOS]
         for filters in combos:
             skipped = sum(f is None for f in filters)
             shapes = _Shapes(ask, link, subject, s_score * 0.75 ** skipped,
@@ -322,6 +326,7 @@ class _Shapes:
                  ("MAX", bool(cue.MAX.search(q)) and plain),
                  ("MIN", bool(cue.MIN.search(q)) and plain)]
         bonus = 0.05 if not ask.limit else -0.1  # "the 3 largest" are rows
+        bonus -= 0.25 if ask.which else 0  # "which city has the highest average": a group
         for func, on in funcs:
             for t, c, s in (self.measures or self.numeric)[:3] if on else ():
                 if func in ("AVG", "SUM") and not cue.is_numeric(c):
@@ -343,7 +348,9 @@ class _Shapes:
             aggs += [(f"{'MAX' if single else 'SUM'}({qy.col(t, c)})", s)
                      for t, c, s in measured[:2]]
         if ask.counting or not aggs:
-            cd = [m for m in self.shown if ask.distinct and m.column is not None]
+            cue_at = [word_at(ask.question, m.end()) for m in cue.DISTINCT.finditer(ask.question)]
+            cd = sorted((m for m in self.shown if ask.distinct and m.column is not None),
+                        key=lambda m: min((abs(m.start - i) for i in cue_at), default=0))
             aggs.insert(0, (f"COUNT(DISTINCT {qy.col(cd[0].table, cd[0].column)})", 1.0)
                         if cd else ("COUNT(*)", 0.9 if aggs else 1.0))
         return aggs
@@ -457,7 +464,7 @@ class _Shapes:
             if ask.avg:
                 aggs += [(f"AVG({qy.col(t, c)})", 0.9 * s) for t, c, s in self.measures[:1]
                          if cue.is_numeric(c) and c is not m.column]
-            if ask.most or ask.counting:
+            if (ask.most and not ask.avg and not ask.summed) or ask.counting:
                 aggs.append(("COUNT(*)", 0.9))
             aggs += [(f"SUM({qy.col(t, c)})", 0.85 * s) for t, c, s in self.measures[:1]
                      if cue.is_numeric(c) and c is not m.column and not ask.avg]
@@ -489,7 +496,8 @@ class _Shapes:
                 qy2 = self.query()
                 sel = [qy2.col(tt, cc) for tt, cc in cols]
                 # without "which" or a number, "the smallest file size" is one value
-                weight = (1.0 if ask.which or ask.limit else 0.85) * (0.8 if self.groups else 1)
+                weight = (1.0 if ask.which or ask.limit else 0.85) * (
+                    0.8 if self.groups else 1) * (0.7 if ask.avg else 1)  # a row is no average
                 self.add(qy2, sel, weight * s + 0.02, "topk",
                          order=f"{qy2.col(t, c)} {self.order_dir(c)}", lim=ask.limit or 1)
         order = None
@@ -499,8 +507,9 @@ class _Shapes:
                 r"(?i)oldest|newest|latest|earliest", q)
             if sort is not None:
                 order = f"{qy.col(*sort)} {'ASC' if plain_asc else self.order_dir(sort[1])}"
-        base = 0.5 if (ask.superlative or ask.limit or ask.avg or ask.summed or self.groups
-                       ) else 0.7 if ask.counting else 0.9
+        base = 0.4 if self.groups else 0.5 if (
+            ask.superlative or ask.limit or ask.avg or ask.summed) else (
+            0.7 if ask.counting else 0.9)
         self.add(qy, select, base + (0.1 if explicit else 0),
                  "filter" if self.filters else "list", order=order, dist=dist)
         if dist != ask.distinct or (not dist and explicit):
@@ -537,7 +546,7 @@ def _explicit_columns(question: str, link: Link, subject: Table, shown: list[Lin
         cols.insert(0, (subject, keys[0]))
     # "name" alone on a table of people is its first and last name
     # and "every category with its description": the rows' names come first
-    people = is_people(subject) and re.search(r"(?i)\b(names?|who)\b", question) and not any(
+    people = is_people(subject) and re.search(r"(?i)\bnames?\b|^\s*who\b", question) and not any(
         c.name.lower().endswith("name") for _, c in cols)
     described = re.search(r"(?i)\b(?:with|and)\s+(?:its|their|it's|the)\b", question) and (
         cols and not any(c in label_columns(t) or c.primary_key for t, c in cols))

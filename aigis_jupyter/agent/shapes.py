@@ -94,60 +94,6 @@ def _subjects(question: str, link: Link) -> list[tuple[Table, float]]:
     return out[:3]
 
 
-def _resolve(link: Link, subject: Table) -> list[Linked]:
-    """One column for each place the question names one: the subject's if it has it, else
-    that of a table the question names (a column of an unnamed table is not meant)."""
-    play = [subject] + [m.table for m in link.tables if m.table is not subject]
-    rank: dict[int, int] = {}
-    for i, t in enumerate(play):
-        rank.setdefault(id(t), i)
-    best: dict[int, Linked] = {}
-    for m in link.columns:
-        if id(m.table) not in rank or m.column is None:
-            continue
-        if m.table is subject and m.score == 0.5:  # "country": the subject's billing country
-            m = Linked(m.table, m.column, m.start, m.end, 0.75)
-        cur = best.get(m.start)
-        if cur is None or (-rank[id(m.table)], m.score) > (-rank[id(cur.table)], cur.score):
-            best[m.start] = m
-    spans = [(m.start, m.end) for m in best.values() if m.end - m.start > 1]
-    out: list[Linked] = []
-    for m in sorted(best.values(), key=lambda m: m.start):
-        if any(a <= m.start < b and (a, b) != (m.start, m.end) for a, b in spans):
-            continue  # the "date" of "birth date"
-        # "email address", "phone number": the second word qualifies the first
-        if out and out[-1].column is m.column and m.start <= out[-1].end:
-            if m.score > out[-1].score:  # "job title": one mention, the surer score
-                out[-1] = Linked(m.table, m.column, out[-1].start, m.end, m.score)
-            continue
-        if (out and m.start == out[-1].end and m.end - m.start == 1 and m.column is not None
-                and out[-1].score >= 0.7 and _stem(m.column.name.lower()) in _QUALIFIERS):
-            continue
-        out.append(m)
-    return out
-
-
-_QUALIFIERS = frozenset({"address", "number", "title", "name", "date", "code", "type"})
-
-
-def _measures(link: Link, subject: Table) -> list[tuple[Table, Column, float]]:
-    """Numeric or date columns the question points at (by name or by a measure word)."""
-    out: list[tuple[Table, Column, float]] = []
-    for m in _resolve(link, subject):
-        if m.column is not None and (cue.is_numeric(m.column) or cue.is_date(m.column)):
-            out.append((m.table, m.column, m.score))
-    out.sort(key=lambda x: -x[2])
-    return out
-
-
-def _far_measures(link: Link, subject: Table) -> list[tuple[Table, Column, float]]:
-    """"The average discount per segment": numbers named outright in tables the question
-    does not name, a join away from the subject (what a group is measured by)."""
-    return [(m.table, m.column, 0.8 * m.score) for m in link.columns
-            if m.column is not None and m.score >= 0.9 and cue.is_numeric(m.column)
-            and join_path(link.snap, subject, m.table)]
-
-
 def _group_keys(question: str, link: Link, subject: Table) -> list[tuple[str, object, float]]:
     """What "each X" / "per X" / "by X" groups by: ("time", fmt), ("col", Linked) or
     ("table", Table)."""
@@ -161,7 +107,7 @@ def _group_keys(question: str, link: Link, subject: Table) -> list[tuple[str, ob
         if _stem(head) in cue.TIME_UNIT or head in cue.TIME_UNIT:
             out.append(("time", cue.TIME_UNIT.get(head) or cue.TIME_UNIT[_stem(head)], 1.0))
             continue
-        for c in _resolve(link, subject):
+        for c in cue.resolve(link, subject):
             if c.start in (start, start + 1) and c.column is not None:
                 out.append(("col", c, c.score))
         for t in link.tables:
@@ -198,7 +144,7 @@ def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
                  for t in linked[:3] for c in t.columns if cue.is_date(c)]
         dates.sort(key=lambda x: (-x[2], x[0] is not subject))
         dfilters = cue.date_filters(question, dates[:2])
-        measures = _measures(link, subject)
+        measures = cue.measures(link, subject)
         numeric = [(subject, c, 0.3) for c in subject.columns if cue.is_numeric(c)]
         # filters: one choice per value group, each group's alternatives enumerated
         choice_sets: list[list[cue.Filter | None]] = [
@@ -249,9 +195,9 @@ class _Shapes:
         self.measures = [m for m in measures if id(m[1]) not in used] or measures
         self.numeric = numeric
         # the columns the question asks to see, of the subject or a joined table
-        self.shown = [m for m in _resolve(link, subject) if m.score >= 0.7 and (
+        self.shown = [m for m in cue.resolve(link, subject) if m.score >= 0.7 and (
             id(m.column) not in used or m.score >= 0.9)]
-        self.explicit = _explicit_columns(ask.question, link, subject, self.shown, ask.ranks)
+        self.explicit = cue.explicit_columns(ask.question, link, subject, self.shown, ask.ranks)
         self.groups = _group_keys(ask.question, link, subject)
         self.out: list[Candidate] = []
 
@@ -339,7 +285,7 @@ class _Shapes:
         ask = self.ask
         aggs: list[tuple[str, float]] = []
         measured = [(t, c, s) for t, c, s in self.measures if cue.is_numeric(c)] or (
-            _far_measures(self.link, self.subject) if ask.avg or ask.summed else [])
+            cue.far_measures(self.link, self.subject) if ask.avg or ask.summed else [])
         if ask.avg:
             aggs += [(f"AVG({qy.col(t, c)})", s) for t, c, s in (
                 measured or [x for x in self.numeric if cue.is_numeric(x[1])])[:2]]
@@ -502,7 +448,7 @@ class _Shapes:
                          order=f"{qy2.col(t, c)} {self.order_dir(c)}", lim=ask.limit or 1)
         order = None
         if cue.ASC.search(q) or cue.DESC.search(q):
-            sort = _sort_column(ask.question, self.link, subject) or (cols[0] if cols else None)
+            sort = cue.sort_column(ask.question, self.link, subject) or (cols[0] if cols else None)
             plain_asc = cue.ASC.search(q) and not cue.DESC.search(q) and not re.search(
                 r"(?i)oldest|newest|latest|earliest", q)
             if sort is not None:
@@ -514,58 +460,3 @@ class _Shapes:
                  "filter" if self.filters else "list", order=order, dist=dist)
         if dist != ask.distinct or (not dist and explicit):
             self.add(qy, select, base - 0.15, "list", order=order, dist=not dist)
-
-
-_SHOW_WORDS = "show give with and list display plus along their its include including what when"
-_SHOW_CUE = frozenset(_SHOW_WORDS.split())
-
-
-def _explicit_columns(question: str, link: Link, subject: Table, shown: list[Linked],
-                      ranks: bool) -> list[tuple[Table, Column]]:
-    """Columns the question asks to see, in its order ("first and last name, and city").
-    When the question ranks or aggregates, a number or date it names is what it ranks by,
-    shown only when asked for ("... and the total")."""
-    only = re.search(r"(?i)\b(?:just|only)\s+(?:the\s+)?\w", question)
-    start = word_at(question, only.start()) if only else 0
-    cols: list[tuple[Table, Column]] = []
-    asked: set[int] = set()
-    for m in shown:
-        assert m.column is not None
-        if m.start < start:
-            continue
-        if set(link.words[max(0, m.start - 3):m.start]) & _SHOW_CUE:
-            asked.add(id(m.column))
-        if m.table is not subject and any(x.column is not None and x.column.name == m.column.name
-                                          and x.table is subject for x in shown):
-            continue
-        if (m.table, m.column) not in cols:
-            cols.append((m.table, m.column))
-    # "id and name": the subject's key
-    keys = [c for c in subject.columns if c.primary_key]
-    if re.search(r"(?i)\bids?\b", question) and keys and not any(c.primary_key for _, c in cols):
-        cols.insert(0, (subject, keys[0]))
-    # "name" alone on a table of people is its first and last name
-    # and "every category with its description": the rows' names come first
-    people = is_people(subject) and re.search(r"(?i)\bnames?\b|^\s*who\b", question) and not any(
-        c.name.lower().endswith("name") for _, c in cols)
-    described = re.search(r"(?i)\b(?:with|and)\s+(?:its|their|it's|the)\b", question) and (
-        cols and not any(c in label_columns(t) or c.primary_key for t, c in cols))
-    if people or described:
-        cols = [(subject, c) for c in label_columns(subject)] + cols
-    return [(t, c) for t, c in cols if not (ranks and (cue.is_numeric(c) or cue.is_date(c)))
-            or c.primary_key or id(c) in asked]
-
-
-def _sort_column(question: str, link: Link, subject: Table) -> tuple[Table, Column] | None:
-    if re.search(r"(?i)alphabetical|a\s*-\s*z", question):
-        return None  # by the first column shown
-    m = re.search(r"(?i)\b(?:sorted|ordered|order)\s+by\s+([\w ]+)", question)
-    if m:
-        start = len(re.findall(r"\w+", question[:m.start(1)]))
-        for c in link.columns:
-            if c.start >= start and c.column is not None:
-                return c.table, c.column
-    for c in link.columns:
-        if c.column is not None and (cue.is_date(c.column) or cue.is_numeric(c.column)):
-            return c.table, c.column
-    return None

@@ -263,8 +263,10 @@ def _check_tree(tree: Any, dialect: str, allow_write: bool, database: str | None
             raise SQLRefused(
                 "Row locks (FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE) are not allowed in "
                 "a read-only query; remove the locking clause.")
+        # a part of WITH that changes rows is "data-modifying"; any other non-query (a
+        # command such as REINDEX, whichever node sqlglot reads it as) is "not a query"
         if (isinstance(node, exp.CTE) and not _read_root(node.this)
-                and not isinstance(node.this, writes)):
+                and not isinstance(node.this, exp.Insert | exp.Update | exp.Delete | exp.Merge)):
             raise SQLRefused(
                 f"The WITH clause names {node.alias or 'a part'} as something that is not a "
                 "query; each part of a WITH clause must be a SELECT.")

@@ -72,6 +72,8 @@ export class ChatModel {
   private _changed = new Signal<this, void>(this);
   private _stateChanged = new Signal<this, ISidebarState>(this);
   private _poll: ReturnType<typeof setTimeout> | null = null;
+  /** Counts `selectThread` calls: only the latest one applies what it fetched. */
+  private _selection = 0;
   private _disposed = false;
 
   get changed(): ISignal<this, void> {
@@ -179,6 +181,7 @@ export class ChatModel {
   // -- threads -------------------------------------------------------------------------
 
   async selectThread(id: string): Promise<void> {
+    const selection = ++this._selection;
     this.threadId = id;
     this.threadModel = this.thread?.model_name ?? null;
     this.view = 'chat';
@@ -193,8 +196,8 @@ export class ChatModel {
         this.api.getMessages(id),
         this.api.getThreadModel(id)
       ]);
-      if (this.threadId !== id) {
-        return;
+      if (selection !== this._selection) {
+        return; // a later selection (of this thread too) applies its own answer
       }
       this._turns.set(id, turnsFromMessages(messages));
       this.threadModel = model.model;
@@ -202,6 +205,9 @@ export class ChatModel {
         this.models = model.models;
       }
     } catch (err) {
+      if (selection !== this._selection) {
+        return; // a stale failure must not replace turns a later selection loaded
+      }
       this._turns.set(id, [errorTurn(err)]);
     }
     this._emit();
@@ -241,10 +247,15 @@ export class ChatModel {
         : this.connections.length === 1
           ? this.connections[0].id
           : null;
+    const selection = this._selection;
     const thread = await this.api.createThread({ connection });
     this.threads = [thread, ...this.threads.filter(t => t.id !== thread.id)];
     this._turns.set(thread.id, []);
-    await this.selectThread(thread.id);
+    if (selection === this._selection) {
+      await this.selectThread(thread.id);
+    } else {
+      this._emit(); // a thread opened while this one was created stays open: listed only
+    }
     return thread;
   }
 
@@ -296,7 +307,9 @@ export class ChatModel {
       return;
     }
     const model = await this.api.setThreadModel(id, name);
-    this.threadModel = model.model;
+    if (this.threadId === id) {
+      this.threadModel = model.model; // not when another thread was opened meanwhile
+    }
     if (model.models?.length) {
       this.models = model.models;
     }

@@ -4,12 +4,16 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { ISignal } from '@lumino/signaling';
 import React, { useEffect, useState } from 'react';
 
-/** Re-render whenever `signal` fires. */
+/** Re-render whenever `signal` fires, and once when it is first listened to. */
 export function useSignal<T>(signal: ISignal<T, any>): void {
   const [, setTick] = useState(0);
   useEffect(() => {
     const bump = () => setTick(n => n + 1);
     signal.connect(bump);
+    // React runs effects in a task after the commit: a change emitted in between (the
+    // model loading while the panel first mounts, as after a page reload) had no
+    // listener, and the view would keep showing the state it rendered. Catch up now.
+    bump();
     return () => {
       signal.disconnect(bump);
     };

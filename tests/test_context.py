@@ -123,9 +123,9 @@ def test_scales_to_2000_tables() -> None:
     assert estimate_tokens(sc.text) <= 3000
     first = sc.text.splitlines()[1]
     assert any(w in first for w in ("payment", "warehouse", "supplier"))
-    index = context_mod._indexes[id(snap)][1]
+    index = context_mod._index(snap)
     schema_context(snap, "devices by license", token_budget=3000, synonyms=SYNONYMS)
-    assert context_mod._indexes[id(snap)][1] is index  # the index is reused, not rebuilt
+    assert context_mod._index(snap) is index  # the index is reused, not rebuilt
 
 
 def _words(text: str) -> list[str]:

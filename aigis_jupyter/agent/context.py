@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TypeVar
 
 from ..databases.catalog import SchemaSnapshot, Table
 from ..databases.schema import render_header, render_table
@@ -157,15 +158,32 @@ class _Index:
     neighbours: list[set[int]]
 
 
-_index_lock = threading.Lock()
-_indexes: dict[int, tuple[SchemaSnapshot, _Index]] = {}
+T = TypeVar("T")
 
 
+def per_snapshot(build: Callable[[SchemaSnapshot], T]) -> Callable[[SchemaSnapshot], T]:
+    """`build(snap)` once per snapshot object (a snapshot is immutable and cached by its
+    fingerprint, so the object is the key; the few most recent are kept)."""
+    lock = threading.Lock()
+    cache: dict[int, tuple[SchemaSnapshot, T]] = {}
+
+    def get(snap: SchemaSnapshot) -> T:
+        with lock:
+            hit = cache.get(id(snap))
+            if hit is not None and hit[0] is snap:
+                return hit[1]
+        value = build(snap)
+        with lock:
+            if len(cache) > 32:
+                cache.clear()
+            cache[id(snap)] = (snap, value)
+        return value
+
+    return get
+
+
+@per_snapshot
 def _index(snap: SchemaSnapshot) -> _Index:
-    with _index_lock:
-        hit = _indexes.get(id(snap))
-        if hit is not None and hit[0] is snap:
-            return hit[1]
     pos: dict[str, int] = {}
     for i, t in enumerate(snap.tables):
         pos.setdefault(t.name.lower(), i)
@@ -188,10 +206,6 @@ def _index(snap: SchemaSnapshot) -> _Index:
                            for t in snap.tables],
         neighbours=neighbours,
     )
-    with _index_lock:
-        if len(_indexes) > 32:
-            _indexes.clear()
-        _indexes[id(snap)] = (snap, idx)
     return idx
 
 

@@ -15,13 +15,12 @@ join a query uses.
 from __future__ import annotations
 
 import re
-import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..databases.catalog import Column, SchemaSnapshot, Table
-from .context import _STOP, _stem, _words
+from .context import _STOP, _stem, _words, per_snapshot
 from .hints import Hint, value_hints
 
 __all__ = ["Link", "Linked", "join_path", "label_columns", "link", "neighbours", "word_at"]
@@ -193,19 +192,14 @@ class _Names:
     graph: dict[int, list[Hop]]
 
 
-_lock = threading.Lock()
-_names: dict[int, tuple[SchemaSnapshot, _Names]] = {}
 
 
 def _terms(name: str) -> tuple[str, ...]:
     return tuple(_stem(w) for w in _words(name))
 
 
+@per_snapshot
 def _index(snap: SchemaSnapshot) -> _Names:
-    with _lock:
-        hit = _names.get(id(snap))
-        if hit is not None and hit[0] is snap:
-            return hit[1]
     graph: dict[int, list[Hop]] = {}
     for t in snap.tables:
         for fk in t.foreign_keys:
@@ -223,10 +217,6 @@ def _index(snap: SchemaSnapshot) -> _Names:
         columns=[(t, c, _terms(c.name)) for t in snap.tables for c in t.columns],
         graph=graph,
     )
-    with _lock:
-        if len(_names) > 32:
-            _names.clear()
-        _names[id(snap)] = (snap, names)
     return names
 
 

@@ -1,8 +1,8 @@
 """Several candidate queries, one answer: run them, drop the failures, keep the best.
 
 The candidates come from `shapes.py` (built from the linked schema), from the verified
-query nearest the question, and from the model.
-Each is guarded and run like any query. A candidate that fails or returns nothing loses;
+query taught for this same question, and from the model. Each is guarded and run like
+any query. A candidate that fails or returns nothing loses;
 among the rest a candidate gains from the others whose result is the same (two readings of
 the question that agree are likelier right than one alone), and from each value of the
 question it found in the data. When the best is weak, or another reading with a different
@@ -143,10 +143,9 @@ async def choose_query(ctx: Any, conn: str, question: str, dialect: str,
     query (`write_sql`); None when nothing ran. `ctx.unsure` gets the doubts."""
     from .doubts import doubts
     from .shapes import candidates
-
-    found = await asyncio.to_thread(candidates, question, ctx.link, dialect)
     from .verified import question_key
 
+    found = await asyncio.to_thread(candidates, question, ctx.link, dialect)
     tried = [Tried(v.sql, VERIFIED_PRIOR, "verified") for v in ctx.verified[:1]
              if v.score >= VERIFIED_LIKENESS
              or question_key(v.question) == question_key(question)]

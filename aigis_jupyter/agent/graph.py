@@ -131,7 +131,6 @@ async def ask_database(state: AigisState, runtime: Runtime[TurnContext]) -> dict
 
             async def write_sql() -> str | None:
                 """The model's own query, one attempt (the candidates stand beside it)."""
-                write(events.status("sql"))
                 try:
                     reply = await call_model(ctx, [HumanMessage(prompt)], node="ask_database",
                                              stop=prompts.SQL_STOP, max_tokens=LOCAL_SQL_TOKENS)

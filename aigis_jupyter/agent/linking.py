@@ -141,9 +141,6 @@ class Link:
                         out.append(side)
         return out[: max(limit, len(named))]
 
-    def columns_of(self, table: Table) -> list[Linked]:
-        return [m for m in self.columns if m.table is table]
-
 
 @dataclass(frozen=True)
 class Hop:

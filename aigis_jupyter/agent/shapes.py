@@ -16,7 +16,7 @@ import logging
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from itertools import product
 
 from ..databases.catalog import Column, Table
@@ -41,7 +41,6 @@ class Candidate:
     score: float
     shape: str
     values: int = 0  # values of the question it filters on (found in the data or not)
-    notes: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- SQL text
@@ -145,6 +144,7 @@ def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
         dates.sort(key=lambda x: (-x[2], x[0] is not subject))
         dfilters = cue.date_filters(question, dates[:2])
         measures = cue.measures(link, subject)
+        groups = _group_keys(question, link, subject)  # the same under every choice of filters
         numeric = [(subject, c, 0.3) for c in subject.columns if cue.is_numeric(c)]
         # filters: one choice per value group, each group's alternatives enumerated
         choice_sets: list[list[cue.Filter | None]] = [
@@ -167,7 +167,7 @@ def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
             skipped = sum(f is None for f in filters)
             shapes = _Shapes(ask, link, subject, s_score * 0.75 ** skipped,
                              [f for f in filters if f is not None], dialect,
-                             measures=measures, numeric=numeric, dates=dates)
+                             measures=measures, numeric=numeric, dates=dates, groups=groups)
             out += shapes.all()
     return out
 
@@ -186,7 +186,8 @@ class _Shapes:
                  filters: list[cue.Filter], dialect: str, *,
                  measures: list[tuple[Table, Column, float]],
                  numeric: list[tuple[Table, Column, float]],
-                 dates: list[tuple[Table, Column, float]]) -> None:
+                 dates: list[tuple[Table, Column, float]],
+                 groups: list[tuple[str, object, float]]) -> None:
         self.ask, self.link, self.subject, self.dialect = ask, link, subject, dialect
         self.filters, self.dates = filters, dates
         self.prior = s_score * (sum(f.score for f in filters) / len(filters) if filters else 1.0)
@@ -198,7 +199,7 @@ class _Shapes:
         self.shown = [m for m in cue.resolve(link, subject) if m.score >= 0.7 and (
             id(m.column) not in used or m.score >= 0.9)]
         self.explicit = cue.explicit_columns(ask.question, link, subject, self.shown, ask.ranks)
-        self.groups = _group_keys(ask.question, link, subject)
+        self.groups = groups
         self.out: list[Candidate] = []
 
     def all(self) -> list[Candidate]:

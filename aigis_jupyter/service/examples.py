@@ -10,7 +10,7 @@ on this connection, never a write a model could copy.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..agent.verified import question_key
@@ -70,8 +70,10 @@ class ExampleOps(ConnectionOps):
                     exc.message = where + exc.message
                     exc.args = (exc.message,)
                     raise
-            now = datetime.now(timezone.utc)
-            for key, v in wanted.items():
+            start = datetime.now(timezone.utc)
+            for i, (key, v) in enumerate(wanted.items()):
+                # one microsecond apart, so the list keeps the order they were given in
+                now = start + timedelta(microseconds=i)
                 row = repo.example_by_key(conn, key)
                 if row is None:
                     row = repo.add_example(conn, VerifiedQuery(

@@ -7,6 +7,7 @@ arguments into service calls and events into displays.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -182,6 +183,7 @@ class AigisMagics(Subcommands, TeachCommands, Magics, Configurable):
         # the first visible feedback comes before anything heavy (the service, the store)
         view = TurnView()
         handle = display(view.bundle(), raw=True, display_id=True)
+        _prewarm.question()
         try:
             tid = self.thread_id(args.thread)
             if args.conn:
@@ -306,24 +308,62 @@ def complete(magics: AigisMagics, line: str) -> list[str]:
     return [o for o in options if o.startswith(prefix)]
 
 
-def _prewarm() -> None:
-    """Import what the first question needs while the user is still typing it."""
-    import importlib
+class _Prewarm:
+    """The background import after `%load_ext`, and how a question waits for it.
 
-    for name in ("pandas", "sqlalchemy", "aigis_jupyter.service.core",
-                 "aigis_jupyter.service.scope", "aigis_jupyter.agent.runner",
-                 "aigis_jupyter.agent.graph"):
+    Two threads importing at once share one interpreter lock and slow each other down
+    (each file read hands the lock over), so a question asked while the thread runs waits
+    for it to finish what the question needs, then imports nothing twice; pandas (only
+    for the DataFrame the cell returns) is left to the end of that question.
+    """
+
+    NEEDED = ("aigis_jupyter.store.repo", "sqlalchemy.dialects.sqlite",
+              "aigis_jupyter.service.core", "aigis_jupyter.service.scope",
+              "aigis_jupyter.service.deps", "aigis_jupyter.agent.runner",
+              "aigis_jupyter.agent.graph", "aigis_jupyter.agent.linking",
+              "aigis_jupyter.databases.execute", "aigis_jupyter.databases.values",
+              "langchain_core.language_models.chat_models", "sqlglot")
+
+    def __init__(self) -> None:
+        self.started = False
+        self.asking = threading.Event()
+        self.ready = threading.Event()
+
+    def start(self) -> None:
+        if self.started:  # loaded again: one thread per process is enough
+            return
+        self.started = True
+        threading.Thread(target=self._run, name="aigis-prewarm", daemon=True).start()
+
+    def _run(self) -> None:
+        import importlib
+
         try:
-            importlib.import_module(name)
+            for name in self.NEEDED:
+                importlib.import_module(name)
         except Exception:  # the first question reports any real problem, with context
             return
+        finally:
+            self.ready.set()
+        if not self.asking.is_set():
+            with contextlib.suppress(Exception):
+                importlib.import_module("pandas")
+
+    def question(self) -> None:
+        """Called as a question starts: wait for the imports it needs, if under way."""
+        self.asking.set()
+        if self.started:
+            self.ready.wait(timeout=60)
+
+
+_prewarm = _Prewarm()
 
 
 def load_ipython_extension(ipython: Any) -> None:
     magics = AigisMagics(shell=ipython)
     ipython.register_magics(magics)
     if magics.prewarm and os.environ.get("AIGIS_PREWARM", "1") != "0":
-        threading.Thread(target=_prewarm, name="aigis-prewarm", daemon=True).start()
+        _prewarm.start()
     ipython.set_hook(
         "complete_command", lambda _self, event: complete(magics, event.line), str_key="%aigis"
     )

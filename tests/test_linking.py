@@ -7,7 +7,6 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 
 from aigis_jupyter.agent.choose import Tried, pick
@@ -15,6 +14,7 @@ from aigis_jupyter.agent.deps import SpecDeps
 from aigis_jupyter.agent.linking import join_path, label_columns, link
 from aigis_jupyter.agent.shapes import candidates
 from aigis_jupyter.databases.engines import ConnectionSpec
+from aigis_jupyter.databases.runs import QueryResult
 from aigis_jupyter.settings import DEFAULT_SYNONYMS
 
 
@@ -104,7 +104,8 @@ def _run(db: Any, question: str) -> tuple[Tried | None, list[str], list[Tried]]:
         for c in candidates(question, found, "sqlite"):
             t = Tried(c.sql, c.score, "shape", values=c.values)
             try:
-                t.result = _Result(pd.read_sql(c.sql, con))
+                cur = con.execute(c.sql)
+                t.result = _result(c.sql, [d[0] for d in cur.description], cur.fetchall())
             except Exception as exc:
                 t.error = str(exc)
             tried.append(t)
@@ -112,9 +113,9 @@ def _run(db: Any, question: str) -> tuple[Tried | None, list[str], list[Tried]]:
     return best, reasons, tried
 
 
-class _Result:
-    def __init__(self, df: pd.DataFrame) -> None:
-        self.df, self.row_count = df, len(df)
+def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryResult:
+    return QueryResult(sql=sql, columns=columns, data=rows, row_count=len(rows),
+                       truncated=False, duration_ms=0.0)
 
 
 @pytest.mark.parametrize(("question", "gold"), [
@@ -176,8 +177,7 @@ def _tried(sql: str, prior: float, rows: list[tuple[Any, ...]] | None, source: s
     if rows is None:
         t.error = "no such column"
     else:
-        t.result = _Result(pd.DataFrame(rows, columns=[f"c{i}" for i in range(
-            len(rows[0]) if rows else 1)]))
+        t.result = _result(sql, [f"c{i}" for i in range(len(rows[0]) if rows else 1)], rows)
     return t
 
 

@@ -255,6 +255,27 @@ def test_load_ext_prewarms_in_the_background():
     assert out.stdout.strip().endswith("True"), out.stdout + out.stderr
 
 
+def test_a_question_asked_at_once_waits_for_the_prewarm_and_leaves_pandas_for_later():
+    """Two importing threads slow each other down: the question waits for the imports it
+    needs, and the prewarm then skips pandas (only the returned DataFrame needs it)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, threading\nfrom IPython.core.interactiveshell import InteractiveShell\n"
+        "sh = InteractiveShell.instance()\nsh.run_line_magic('load_ext', 'aigis_jupyter')\n"
+        "from aigis_jupyter.magics import _prewarm\n_prewarm.question()\n"
+        "ready = all(m in sys.modules for m in _prewarm.NEEDED)\n"
+        "for t in threading.enumerate():\n"
+        "    t.name == 'aigis-prewarm' and t.join(60)\n"
+        "print(ready, 'pandas' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "AIGIS_PREWARM"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    assert out.stdout.strip().endswith("True False"), out.stdout + out.stderr
+
+
 def test_chat_widget_streams_answer_table_and_chart(env, demo_db):
     _shell, _rec, _m, scope, script = env
     from aigis_jupyter.widgets import ChatWidget

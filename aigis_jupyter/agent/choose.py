@@ -65,11 +65,8 @@ class Tried:
         """The result, as comparable values (column names and row order aside)."""
         if self.result is None:
             return None
-        df = self.result.df
-        rows = []
-        for r in df.head(AGREE_ROWS).itertuples(index=False, name=None):
-            rows.append(tuple(sorted(_norm(v) for v in r)))
-        return (len(df.columns), self.rows(), tuple(sorted(rows)))
+        rows = [tuple(sorted(_norm(v) for v in r)) for r in self.result.head(AGREE_ROWS)]
+        return (len(self.result.columns), self.rows(), tuple(sorted(rows)))
 
 
 def _norm(v: Any) -> str:
@@ -101,9 +98,8 @@ async def run_all(ctx: Any, conn: str, tried: list[Tried]) -> None:
 def _empty(t: Tried) -> bool:
     if t.rows() == 0:
         return True
-    df = t.result.df
-    if t.rows() == 1 and len(df.columns) == 1:
-        v = df.iloc[0, 0]
+    if t.rows() == 1 and len(t.result.columns) == 1:
+        v = t.result.head(1)[0][0]
         return v is None or (isinstance(v, float) and math.isnan(v))
     return False
 

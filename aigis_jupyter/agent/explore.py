@@ -199,7 +199,7 @@ class _Loop:
                                           q.sql(dialect=self.dialect), self.ctx.cancel)
         except (SQLRefused, DatabaseError):
             return []
-        return [str(v) for v in res.df.iloc[:, 0].tolist() if v is not None]
+        return [str(v) for (v, *_) in res.head(LOOKUP_VALUES) if v is not None]
 
 
 async def explore(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, Any]:

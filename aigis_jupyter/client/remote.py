@@ -192,7 +192,7 @@ class RemoteScope:
                           accept=ARROW)
         df, meta = frame_from_arrow(data)
         return QueryResult(sql=str(meta.get("sql") or sql), columns=[str(c) for c in df.columns],
-                           df=df, row_count=len(df), truncated=bool(meta.get("truncated")),
+                           data=df, row_count=len(df), truncated=bool(meta.get("truncated")),
                            duration_ms=float(meta.get("duration_ms") or 0.0))
 
     # -- teaching ------------------------------------------------------------------------

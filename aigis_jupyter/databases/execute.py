@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from ..errors import BadInput, SQLRefused
 from .engines import ConnectionSpec, get_dialect
 from .guard import check_sql, is_read_query
-from .runs import CancelToken, QueryResult, Run, frame, unique_names
+from .runs import CancelToken, QueryResult, Run, unique_names
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -62,16 +62,13 @@ def run_query(
     fetched = dialect.run(engine, spec, stmt, max_rows=max_rows, run=run,
                           read_only=read_only, as_query=as_query)
     columns = unique_names(fetched.columns)
-    if isinstance(fetched.rows, list):
-        df = frame(columns, fetched.rows)
-    else:  # a DataFrame read in columns (PostgreSQL's COPY path)
-        df = fetched.rows
-        df.columns = columns
+    if not isinstance(fetched.rows, list):  # a DataFrame read in columns (PostgreSQL's COPY)
+        fetched.rows.columns = columns
     return QueryResult(
         sql=stmt,
         columns=columns,
-        df=df,
-        row_count=len(df),
+        data=fetched.rows,
+        row_count=len(fetched.rows),
         truncated=fetched.truncated,
         duration_ms=round((time.perf_counter() - start) * 1000, 2),
     )

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import DatabaseError, QueryCancelled, QueryTimeout
@@ -57,19 +57,38 @@ RESEND_S = 0.5
 
 @dataclass
 class QueryResult:
-    """A bounded result: at most `max_rows` rows, `truncated` when more existed."""
+    """A bounded result: at most `max_rows` rows, `truncated` when more existed.
+
+    `data` holds the rows as read (a list of tuples) or a DataFrame read in columns; `df`
+    builds the frame on first use, so a turn that only reads rows (the candidates, the
+    answer) does not import pandas before the user sees the answer.
+    """
 
     sql: str
     columns: list[str]
-    df: pd.DataFrame
+    data: pd.DataFrame | list[Sequence[Any]]
     row_count: int
     truncated: bool
     duration_ms: float
+    _frame: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def df(self) -> pd.DataFrame:
+        if self._frame is None:
+            self._frame = (frame(self.columns, self.data) if isinstance(self.data, list)
+                           else self.data)
+        return self._frame
+
+    def head(self, n: int) -> list[tuple[Any, ...]]:
+        """The first `n` rows as tuples, read from the rows when there are rows (so the
+        values do not depend on whether a frame was built: no NaN for a NULL)."""
+        if isinstance(self.data, list):
+            return [tuple(r) for r in self.data[:n]]
+        return list(self.data.head(n).itertuples(index=False, name=None))
 
     def preview(self, n: int = 20) -> dict[str, Any]:
         """The first `n` rows as JSON-safe lists (for events, messages and the sidebar)."""
-        head = self.df.head(n)
-        rows = [[json_safe(v) for v in row] for row in head.itertuples(index=False, name=None)]
+        rows = [[json_safe(v) for v in row] for row in self.head(n)]
         return {
             "columns": list(self.columns),
             "rows": rows,

@@ -129,7 +129,7 @@ def build(engine: Engine, spec: ConnectionSpec, snap: SchemaSnapshot) -> ValueIn
             continue
         if res.truncated or res.row_count > VALUES_PER_COLUMN:
             continue
-        values = [str(v)[:VALUE_CHARS] for v in res.df.iloc[:, 0].tolist()
+        values = [str(v)[:VALUE_CHARS] for (v, *_) in res.head(VALUES_PER_COLUMN)
                   if isinstance(v, str) and v.strip()]
         if values:
             index.values[(snap.qualified(t), c.name)] = values

@@ -137,6 +137,34 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     ("Which billing country has the most invoices?",
      "SELECT BillingCountry FROM Invoice GROUP BY BillingCountry ORDER BY COUNT(*) DESC "
      "LIMIT 1"),
+    # "total" before a measure noun sums it per group; a row is no sum
+    ("Which billing country has the highest total sales?",
+     "SELECT BillingCountry FROM Invoice GROUP BY BillingCountry ORDER BY SUM(Total) DESC "
+     "LIMIT 1"),
+    # a measure word for a number in another table, summed per row of the table asked about
+    ("Which customer has spent the most? Give first and last name.",
+     "SELECT c.FirstName, c.LastName FROM Invoice i JOIN Customer c "
+     "ON i.CustomerId = c.CustomerId GROUP BY c.CustomerId ORDER BY SUM(i.Total) DESC LIMIT 1"),
+    ("Which media type has sold the most units?",
+     "SELECT m.Name FROM InvoiceLine il JOIN Track t ON il.TrackId = t.TrackId JOIN MediaType m "
+     "ON t.MediaTypeId = m.MediaTypeId GROUP BY m.MediaTypeId ORDER BY SUM(il.Quantity) DESC "
+     "LIMIT 1"),
+    # ... but not when the table asked about holds the measure itself
+    ("Which track has the largest file size?", "SELECT Name FROM Track ORDER BY Bytes DESC LIMIT 1"),
+    # sales per genre: the lines' amounts, not each invoice's total once per line
+    ("What is the total sales amount for each genre? Show genre name and total.",
+     "SELECT g.Name, SUM(il.UnitPrice * il.Quantity) FROM InvoiceLine il JOIN Track t "
+     "ON il.TrackId = t.TrackId JOIN Genre g ON t.GenreId = g.GenreId GROUP BY g.GenreId"),
+    # a name with a slash; a name that ends a sentence
+    ("List the titles of the albums by AC/DC.",
+     "SELECT al.Title FROM Album al JOIN Artist ar ON al.ArtistId = ar.ArtistId "
+     "WHERE ar.Name = 'AC/DC'"),
+    ("List the customers whose support rep is Steve Johnson. Give first and last names.",
+     "SELECT c.FirstName, c.LastName FROM Customer c JOIN Employee e "
+     "ON c.SupportRepId = e.EmployeeId WHERE e.FirstName = 'Steve' AND e.LastName = 'Johnson'"),
+    # a value in the table asked about before the same value a join away
+    ("Which customers are from Canada? Give their emails.",
+     "SELECT Email FROM Customer WHERE Country = 'Canada'"),
 ])
 def test_the_chosen_candidate_answers_the_question(chinook, question: str, gold: str) -> None:
     _answers(chinook, question, gold)

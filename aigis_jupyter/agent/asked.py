@@ -37,8 +37,10 @@ MAX = re.compile(r"(?i)\b(max|maximum|largest|highest|biggest|greatest|most\s+re
 MIN = re.compile(r"(?i)\b(min|minimum|smallest|lowest|least|cheapest|earliest|first|"
                   r"shortest|fewest|oldest)\b")
 MOST = re.compile(r"(?i)\b(most|highest|largest|biggest|top|best)\b")
+#: "the highest invoice total" ranks a column named total; "the highest total sales" sums
 RANKED_TOTAL = re.compile(r"(?i)\b(lowest|highest|largest|smallest|biggest|maximum|minimum|"
-                           r"average|mean|max|min)\s+(\w+\s+)?total\b")
+                          r"average|mean|max|min)\s+(\w+\s+)?total\b(?!\s+(sales|revenue|"
+                          r"spend|spending|spent|amount|value|sold|purchases|units|quantity))")
 COMPARATIVE = re.compile(r"(?i)\b(more|less|fewer|greater|higher|lower|longer|shorter|bigger|"
                           r"smaller|larger|cheaper|older|younger|later|earlier)\s+than\b")
 LEAST = re.compile(r"(?i)\b(least|fewest|lowest|smallest)\b")
@@ -191,6 +193,11 @@ def value_filters(link: Link, question: str) -> list[list[Filter | None]]:
         else:
             groups.append([f])
     named = {id(m.table) for m in link.tables}
+    for g in groups:  # "customers from Canada": the customer's country before a join's
+        if any(f is not None and id(f.table) in named for f in g):
+            for f in g:
+                if f is not None and id(f.table) not in named:
+                    f.score *= 0.9
     beside = {id(h.right) for m in link.tables for h in neighbours(link.snap, m.table)}
     for phrase in link.phrases:
         alts: list[Filter] = []

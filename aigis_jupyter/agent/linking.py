@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..databases.catalog import Column, SchemaSnapshot, Table
@@ -248,7 +248,7 @@ def join_path(snap: SchemaSnapshot, a: Table, b: Table, max_hops: int = 3) -> li
 
 _FIRST_LAST = re.compile(r"(?i)\bfirst\s+(?:name\s+)?(?:and|&|,)\s+last\s+names?\b")
 _APOS = "'\u2019"  # straight and curly apostrophes
-_CAPS = re.compile(rf"(?:[A-Z][\w{_APOS}.-]*|\d+)(?:\s+(?:[A-Z][\w{_APOS}.-]*|of|the|and|de|"
+_CAPS = re.compile(rf"(?:[A-Z][\w{_APOS}./-]*|\d+)(?:\s+(?:[A-Z][\w{_APOS}./-]*|of|the|and|de|"
                    r"da|be|in|on|\d+))*")
 _OPEN, _CLOSE = "\"'\u201c\u2018", "\"'\u201d\u2019"
 _QUOTED = re.compile(rf"(?:(?<=\s)|^)[{_OPEN}]([^{_CLOSE}]{{1,80}})[{_CLOSE}](?=\s|$|[.,?!;:])")
@@ -351,16 +351,27 @@ def link(question: str, snap: SchemaSnapshot, *, values: object = None,
     return out
 
 
+def _sentence_parts(question: str) -> Iterator[tuple[int, str]]:
+    """Capitalised runs of words, cut where a sentence ends inside one ("Steve Johnson.
+    Give ..."; a dot after two letters or fewer is an abbreviation: "St. Louis")."""
+    for m in _CAPS.finditer(question):
+        start = m.start()
+        for end in re.finditer(r"(?<=[a-z]{3})\.\s+", m.group(0)):
+            yield start, question[start:m.start() + end.start()]
+            start = m.start() + end.end()
+        yield start, question[start:m.end()]
+
+
 def _unknown_names(question: str, link_: Link) -> list[str]:
     """Quoted or capitalised phrases that are neither schema names nor indexed values:
     names to try against the text columns ("Led Zeppelin", "Kurt Cobain")."""
     found = [m.group(1).strip() for m in _QUOTED.finditer(question)]
-    for m in _CAPS.finditer(question):
-        phrase = re.sub(rf"[{_APOS}]s$", "", m.group(0).strip(f" .,{_APOS}"))
+    for start, text in _sentence_parts(question):
+        phrase = re.sub(rf"[{_APOS}]s$", "", text.strip(f" .,/{_APOS}"))
         parts = phrase.split()
         while parts and parts[-1].lower() in ("of", "the", "and", "in", "on", "be", "de", "da"):
             parts = parts[:-1]
-        at_start = not question[:m.start()].strip() or question[:m.start()].rstrip()[-1] in ".?!"
+        at_start = not question[:start].strip() or question[:start].rstrip()[-1] in ".?!"
         if at_start and len(parts) == 1:
             continue  # "Emails of ...", "Number of ...": a sentence's first word
         while parts and parts[0].lower() in _LEADING and (at_start or parts[0].islower()

@@ -18,6 +18,8 @@ table index key values case when then else end desc asc having union all distinc
 inner outer cross natural default check references primary foreign unique user date time
 timestamp"""
 _KEYWORDS = frozenset(_KEYWORD_TEXT.split())
+_MONEY = re.compile(r"(?i)price|amount|total|cost|revenue|sales?$|value")
+_QUANTITY = re.compile(r"(?i)quantity|qty|units?$")
 
 
 def ident(name: str, dialect: str) -> str:
@@ -59,6 +61,25 @@ class Query:
         cname = c if isinstance(c, str) else c.name
         return f"{ident(t.name, self.dialect)}.{ident(cname, self.dialect)}"
 
+    def sum_of(self, t: Table, c: Column) -> str:
+        """`SUM` of a column, kept from counting a row once per row of a table joined
+        below it: "sales per genre" joins invoices through their lines, so each invoice's
+        total would repeat per line; the lines' own price (times quantity) is summed then."""
+        col = self.col(t, c)
+        if not _MONEY.search(c.name):
+            return f"SUM({col})"
+        for child in self.tables:
+            if child is t or not any(fk.ref_table == t.name for fk in child.foreign_keys):
+                continue
+            keys = {k for fk in child.foreign_keys for k in fk.columns}
+            own = [x for x in child.columns if not x.primary_key and x.name not in keys]
+            price = next((x for x in own if _MONEY.search(x.name)), None)
+            qty = next((x for x in own if _QUANTITY.search(x.name)), None)
+            if price is not None:
+                line = self.col(child, price)
+                return f"SUM({line} * {self.col(child, qty)})" if qty else f"SUM({line})"
+        return f"SUM({col})"
+
     def source(self) -> str:
         out = self.name(self.subject)
         for hop in self.joins:
@@ -86,6 +107,8 @@ _AGG = re.compile(r"^(COUNT|SUM|AVG|MAX|MIN)\((DISTINCT\s+)?(?:.*\.)?\"?([\w ]+?
 def alias(expr: str, dialect: str) -> str:
     """`SUM(Invoice.Total)` -> `SUM(Invoice.Total) AS total_total`: a result column named
     in words, for the table, the chart and the answer."""
+    if re.match(r"^SUM\([^()]*\s\*\s[^()]*\)$", expr):  # a line's price times quantity
+        return f"{expr} AS total_amount"
     m = _AGG.match(expr)
     if not m:
         return expr

@@ -292,7 +292,7 @@ class _Shapes:
                 measured or [x for x in self.numeric if cue.is_numeric(x[1])])[:2]]
         elif ask.summed or (cue.MAX.search(ask.q) and measured and not ask.counting):
             single = re.search(r"(?i)\b(biggest|largest|max|maximum|highest)\s+single\b", ask.q)
-            aggs += [(f"{'MAX' if single else 'SUM'}({qy.col(t, c)})", s)
+            aggs += [(f"MAX({qy.col(t, c)})" if single else qy.sum_of(t, c), s)
                      for t, c, s in measured[:2]]
         if ask.counting or not aggs:
             cue_at = [word_at(ask.question, m.end()) for m in cue.DISTINCT.finditer(ask.question)]
@@ -348,7 +348,7 @@ class _Shapes:
         """"Which artist has the most tracks": group by the table asked about, count the
         rows of the other."""
         ask, link = self.ask, self.link
-        if not (ask.superlative and ask.which) or self.groups or len(link.tables) < 2:
+        if not (ask.superlative and ask.which) or self.groups or not link.tables:
             return
         first = link.tables[0].table
         labels = label_columns(first)
@@ -358,11 +358,25 @@ class _Shapes:
                 continue
             qy = self.query(other.table)
             sel, grp = [qy.col(first, c) for c in labels], [qy.col(first, c) for c in pk]
-            aggs = [("COUNT(*)", 1.0)] + [(f"SUM({qy.col(t, c)})", s)
+            aggs = [("COUNT(*)", 1.0)] + [(qy.sum_of(t, c), s)
                                            for t, c, s in self.measures[:2] if cue.is_numeric(c)]
             for agg, a_score in aggs:
                 self.add(qy, sel, 0.95 * a_score, "group", group=grp,
                          order=f"{agg} {ask.direction}", lim=ask.limit or 1)
+        # "which customer has spent the most", "which media type sold the most units": a
+        # measure word for a number in another table, summed per row of the table asked about
+        own = any(m.table is first and m.column is not None and cue.is_numeric(m.column)
+                  for m in link.columns)  # "the track with the largest file size"
+        far = [m for m in link.columns if m.column is not None and m.table is not first
+               and m.score >= 0.6 and cue.is_numeric(m.column) and not m.column.primary_key
+               and not own and join_path(link.snap, first, m.table)]
+        for m in far[:2]:
+            assert m.column is not None
+            qy = self.query(m.table)
+            self.add(qy, [qy.col(first, c) for c in labels], 0.95 * (0.5 + m.score / 2),
+                     "group", group=[qy.col(first, c) for c in pk],
+                     order=f"{qy.sum_of(m.table, m.column)} {ask.direction}",
+                     lim=ask.limit or 1)
 
     def kept_groups(self) -> None:
         """"Which artists have more than 5 albums", "genres with an average unit price above
@@ -413,7 +427,7 @@ class _Shapes:
                          if cue.is_numeric(c) and c is not m.column]
             if (ask.most and not ask.avg and not ask.summed) or ask.counting:
                 aggs.append(("COUNT(*)", 0.9))
-            aggs += [(f"SUM({qy.col(t, c)})", 0.85 * s) for t, c, s in self.measures[:1]
+            aggs += [(qy.sum_of(t, c), 0.85 * s) for t, c, s in self.measures[:1]
                      if cue.is_numeric(c) and c is not m.column and not ask.avg]
             with_value = bool(cue.WITH_VALUE.search(q))
             for agg, a_score in aggs:
@@ -444,7 +458,8 @@ class _Shapes:
                 sel = [qy2.col(tt, cc) for tt, cc in cols]
                 # without "which" or a number, "the smallest file size" is one value
                 weight = (1.0 if ask.which or ask.limit else 0.85) * (
-                    0.8 if self.groups else 1) * (0.7 if ask.avg else 1)  # a row is no average
+                    0.8 if self.groups else 1) * (0.7 if ask.avg or ask.summed else 1)  # a row
+                # is no average, nor a sum
                 self.add(qy2, sel, weight * s + 0.02, "topk",
                          order=f"{qy2.col(t, c)} {self.order_dir(c)}", lim=ask.limit or 1)
         order = None

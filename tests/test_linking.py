@@ -150,7 +150,8 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
      "ON t.MediaTypeId = m.MediaTypeId GROUP BY m.MediaTypeId ORDER BY SUM(il.Quantity) DESC "
      "LIMIT 1"),
     # ... but not when the table asked about holds the measure itself
-    ("Which track has the largest file size?", "SELECT Name FROM Track ORDER BY Bytes DESC LIMIT 1"),
+    ("Which track has the largest file size?",
+     "SELECT Name FROM Track ORDER BY Bytes DESC LIMIT 1"),
     # sales per genre: the lines' amounts, not each invoice's total once per line
     ("What is the total sales amount for each genre? Show genre name and total.",
      "SELECT g.Name, SUM(il.UnitPrice * il.Quantity) FROM InvoiceLine il JOIN Track t "
@@ -165,6 +166,9 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     # a value in the table asked about before the same value a join away
     ("Which customers are from Canada? Give their emails.",
      "SELECT Email FROM Customer WHERE Country = 'Canada'"),
+    # "by" a number with a count of rows orders them; it does not group
+    ("Show the 3 biggest invoices by total, with invoice id and total.",
+     "SELECT Total, InvoiceId FROM Invoice ORDER BY Total DESC LIMIT 3"),
 ])
 def test_the_chosen_candidate_answers_the_question(chinook, question: str, gold: str) -> None:
     _answers(chinook, question, gold)
@@ -333,3 +337,20 @@ def test_candidates_run_on_every_engine(demo, sqlite_demo: str) -> None:
             assert got == want, (spec.db_type, question, best.sql)
     finally:
         deps.close()
+
+
+def test_a_distinct_count_outweighs_a_model_that_counts_every_row(chinook) -> None:
+    """"How many different X": the model's COUNT(*) agreeing with the plain count must not
+    beat the count of distinct values of the column the question names."""
+    from aigis_jupyter.agent.choose import MODEL_PRIOR
+
+    question = "How many different billing cities are there?"
+    deps = chinook[0]
+    _, _, tried = _run(chinook, question)
+    model = Tried("SELECT COUNT(*) FROM Invoice", MODEL_PRIOR, "model")
+    with sqlite3.connect(deps.spec.host) as con:
+        model.result = _result(model.sql, ["n"], con.execute(model.sql).fetchall())
+    for t in tried:
+        t.score = 0.0
+    best, _ = pick([*tried, model])
+    assert best is not None and "COUNT(DISTINCT" in best.sql, [(t.sql, t.score) for t in tried]

@@ -97,6 +97,7 @@ def _group_keys(question: str, link: Link, subject: Table) -> list[tuple[str, ob
     """What "each X" / "per X" / "by X" groups by: ("time", fmt), ("col", Linked) or
     ("table", Table)."""
     out: list[tuple[str, object, float]] = []
+    limit = cue.limit_of(question.lower())
     for m in cue.GROUP.finditer(question):
         if re.match(r"(?i)(by|each|every)\b", question[m.start():]) and not cue.AGG_CUE.search(
                 question):
@@ -106,8 +107,11 @@ def _group_keys(question: str, link: Link, subject: Table) -> list[tuple[str, ob
         if _stem(head) in cue.TIME_UNIT or head in cue.TIME_UNIT:
             out.append(("time", cue.TIME_UNIT.get(head) or cue.TIME_UNIT[_stem(head)], 1.0))
             continue
+        ranks_by = limit and re.match(r"(?i)by\b", question[m.start():])
         for c in cue.resolve(link, subject):
             if c.start in (start, start + 1) and c.column is not None:
+                if ranks_by and cue.is_numeric(c.column):
+                    continue  # "the 5 largest invoices by total": ordered by it, not grouped
                 out.append(("col", c, c.score))
         for t in link.tables:
             if t.start in (start, start + 1) and t.table is not subject:
@@ -254,7 +258,10 @@ class _Shapes:
         ask = self.ask
         if not ask.counting or self.groups:
             return
-        self.add(self.query(), ["COUNT(*)"], 0.8 if ask.distinct else 1.0, "count")
+        # "how many different composers": with a column named, hardly every row
+        named = any(m.score >= 0.9 for m in self.shown)
+        self.add(self.query(), ["COUNT(*)"], (0.6 if named else 0.8) if ask.distinct else 1.0,
+                 "count")
         if ask.distinct:
             for m in self.shown:
                 assert m.column is not None

@@ -166,6 +166,15 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     # a value in the table asked about before the same value a join away
     ("Which customers are from Canada? Give their emails.",
      "SELECT Email FROM Customer WHERE Country = 'Canada'"),
+    # rows that nothing refers to
+    ("How many tracks have never been sold?",
+     "SELECT COUNT(*) FROM Track WHERE TrackId NOT IN (SELECT TrackId FROM InvoiceLine)"),
+    ("Which artists have no albums?",
+     "SELECT Name FROM Artist WHERE ArtistId NOT IN (SELECT ArtistId FROM Album)"),
+    # a list that starts with its table keeps only the groups that pass
+    ("artists with more than 10 albums",
+     "SELECT ar.Name FROM Album al JOIN Artist ar ON al.ArtistId = ar.ArtistId "
+     "GROUP BY ar.ArtistId HAVING COUNT(*) > 10"),
     # "by" a number with a count of rows orders them; it does not group
     ("Show the 3 biggest invoices by total, with invoice id and total.",
      "SELECT Total, InvoiceId FROM Invoice ORDER BY Total DESC LIMIT 3"),
@@ -183,6 +192,9 @@ def test_the_chosen_candidate_answers_the_question(chinook, question: str, gold:
      "SELECT method FROM payments GROUP BY method ORDER BY COUNT(*) ASC LIMIT 1"),
     ("Give me every country where we have customers",
      "SELECT DISTINCT country FROM customers"),
+    ("How many customers have never placed an order?",
+     "SELECT COUNT(*) FROM customers WHERE customer_id NOT IN "
+     "(SELECT customer_id FROM orders)"),
 ])
 def test_demo_candidates_answer_the_question(demo_sqlite, question: str, gold: str) -> None:
     _answers(demo_sqlite, question, gold)
@@ -307,6 +319,9 @@ ENGINE_QUESTIONS = [
     ("Which channel had the most orders in 2024?",
      "SELECT channel FROM orders WHERE strftime('%Y', order_date) = '2024' GROUP BY channel "
      "ORDER BY COUNT(*) DESC LIMIT 1"),
+    ("How many customers have never placed an order?",
+     "SELECT COUNT(*) FROM customers WHERE customer_id NOT IN "
+     "(SELECT customer_id FROM orders)"),
 ]
 
 

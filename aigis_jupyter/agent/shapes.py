@@ -23,7 +23,7 @@ from ..databases.catalog import Column, Table
 from . import asked as cue
 from .context import _stem
 from .linking import Link, Linked, is_people, join_path, label_columns, table_named, word_at
-from .querytext import Query, alias
+from .querytext import Query, alias, ident
 
 __all__ = ["Candidate", "candidates"]
 
@@ -91,6 +91,11 @@ def _subjects(question: str, link: Link) -> list[tuple[Table, float]]:
         if all(t is not s for s, _ in out):
             out.append((t, 0.8 - 0.1 * i))
     return out[:3]
+
+
+#: "never sold", "no albums", "without orders": rows that nothing refers to
+NEVER = re.compile(r"\b(never|no|without|not\s+any|none\s+of)\b")
+SOLD_IN = re.compile(r"(?i)line|item|order|sale|purchase")
 
 
 def _group_keys(question: str, link: Link, subject: Table) -> list[tuple[str, object, float]]:
@@ -213,6 +218,7 @@ class _Shapes:
         self.most_of_a_table()
         self.most_of_a_column()
         self.kept_groups()
+        self.never()
         self.rows()
         return self.out
 
@@ -391,7 +397,8 @@ class _Shapes:
         sum."""
         ask, link = self.ask, self.link
         bound = cue.kept_if(ask.question)
-        if bound is None or not ask.which or not link.tables or self.filters:
+        listed = ask.which or bool(link.tables and link.tables[0].start == 0)  # "artists with"
+        if bound is None or not listed or not link.tables or self.filters:
             return
         first = link.tables[0].table
         op, n = bound
@@ -412,6 +419,31 @@ class _Shapes:
             self.add(qy, [qy.col(first, c) for c in labels], 0.9 * m.score, "group",
                      group=[qy.col(first, c) for c in pk],
                      having=f"{func}({qy.col(m.table, m.column)}) {op} {value}")
+
+    def never(self) -> None:
+        """"How many tracks have never been sold", "artists with no albums": the rows of
+        the table asked about that no row of a table referring to it points at."""
+        ask, subject = self.ask, self.subject
+        if self.filters or self.groups or not NEVER.search(ask.q):
+            return
+        keys = [c for c in subject.columns if c.primary_key]
+        named = {id(m.table): m.table for m in [*self.link.tables, *self.link.columns]
+                 if m.score >= 0.6 and m.table is not subject}
+        if re.search(r"\b(sold|bought|purchased|ordered|sell|buy)\b", ask.q):  # the lines
+            named.update({id(t): t for t in self.link.snap.tables if SOLD_IN.search(t.name)})
+        for child in named.values():
+            fk = next((fk for fk in child.foreign_keys if fk.ref_table == subject.name
+                       and len(fk.columns) == 1 and len(keys) == 1), None)
+            if fk is None:
+                continue
+            qy = self.query()
+            ref = ident(fk.columns[0], self.dialect)
+            cond = (f"{qy.col(subject, keys[0])} NOT IN (SELECT {ref} FROM {qy.name(child)} "
+                    f"WHERE {ref} IS NOT NULL)")
+            select = ["COUNT(*)"] if ask.counting else [
+                qy.col(t, c) for t, c in self.explicit or [
+                    (subject, c) for c in label_columns(subject)]]
+            self.add(qy, select, 1.05, "never", where=[cond])  # over the plain count
 
     def most_of_a_column(self) -> None:
         """"Which country has the most customers", "top 3 countries by sales": group the

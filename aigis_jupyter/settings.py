@@ -131,6 +131,11 @@ class Settings:
         "tables, columns and values a question names, run them beside the model's own, and "
         "keep the best; off: the model's query alone.", "AIGIS_QUERY_CANDIDATES",
         default=True)
+    query_likelihood: bool = _opt(
+        "When candidate queries disagree, also rank the close ones by the embedded model's "
+        "likelihood of the question given each query (one short scoring pass per candidate). "
+        "Off: with the bundled 270M model it did not choose better; try it with a larger "
+        "GGUF.", "AIGIS_QUERY_LIKELIHOOD", default=False)
     agent_max_steps: int = _opt(
         "Tool calls a model with native tool calling may make in one turn (look-ups and "
         "queries) before it must answer.", "AIGIS_AGENT_MAX_STEPS", default=6)

@@ -369,3 +369,29 @@ def test_a_distinct_count_outweighs_a_model_that_counts_every_row(chinook) -> No
         t.score = 0.0
     best, _ = pick([*tried, model])
     assert best is not None and "COUNT(DISTINCT" in best.sql, [(t.sql, t.score) for t in tried]
+
+
+async def test_close_readings_can_be_ranked_by_the_models_likelihood(chinook) -> None:
+    """With `query_likelihood`, the model's preference among readings within RIVAL_GAP of
+    the best decides; a model that cannot score leaves the best as it was."""
+    from types import SimpleNamespace
+
+    from aigis_jupyter.agent.choose import _likeliest
+
+    question = "Which customers are from Canada? Give their emails."
+    best, reasons, tried = _run(chinook, question)
+    assert best is not None and reasons  # another reading comes close
+    close = [t for t in tried if t.result is not None and t.key() != best.key()
+             and t.score >= best.score - 0.1]
+    assert close
+
+    class Scorer:
+        def likelihoods(self, header: str, pairs: list[tuple[str, str]]) -> list[float]:
+            assert all(q == f"Question: {question}" for _, q in pairs)
+            return [0.0 if sql.strip() == f"SQL: {close[0].sql}" else -50.0
+                    for sql, _ in pairs]
+
+    chosen = await _likeliest(SimpleNamespace(model=Scorer()), question, best, tried)
+    assert chosen.key() == close[0].key()
+    unchanged = await _likeliest(SimpleNamespace(model=object()), question, best, tried)
+    assert unchanged is best

@@ -235,3 +235,23 @@ def test_the_evaluated_prefix_is_reused_across_calls(gguf: Path) -> None:
     assert first > n_first / 2  # the first one is evaluated (nothing to reuse yet)
     assert second > 0
     assert 0 <= third < n_third / 5, evaluated  # the schema came from the cache
+
+
+def test_the_model_scores_which_query_explains_a_question(gguf: Path) -> None:
+    """log P(question | query): a count of customers explains "how many customers" better
+    than a product list; scoring again over the kept prefix gives the same figures, and the
+    contexts still generate afterwards."""
+    from langchain_core.messages import HumanMessage
+
+    from aigis_jupyter.agent.local_llm import LocalLlamaChatModel
+    from aigis_jupyter.agent.prompts import LIKELIHOOD_HEADER
+
+    model = LocalLlamaChatModel(model_path=str(gguf), max_tokens=4)
+    question = "Question: How many customers are there?"
+    pairs = [("SQL: SELECT COUNT(*) FROM customers\n", question),
+             ("SQL: SELECT name FROM products ORDER BY price DESC LIMIT 1\n", question)]
+    first = model.likelihoods(LIKELIHOOD_HEADER, pairs)
+    assert first is not None and first[0] > first[1], first
+    # (float sums over another split of the batch differ in the last digits)
+    assert model.likelihoods(LIKELIHOOD_HEADER, pairs) == pytest.approx(first, abs=0.1)
+    assert isinstance(model.invoke([HumanMessage("SQL: SELECT 1\nQuestion:")]).content, str)

@@ -39,6 +39,9 @@ MODEL_PRIOR, MODEL_DOUBTED = 0.55, 0.25
 #: question, in other case or spacing): "most" and "fewest" differ by one word and score
 #: 0.93. It then comes first; looser likenesses only reach the model's prompt.
 VERIFIED_LIKENESS, VERIFIED_PRIOR = 0.97, 2.0
+#: With `query_likelihood` on: the close readings the model scores, and what the likeliest
+#: gains (a share of the model's preference among them).
+LIKELY_MAX, LIKELY_SHARE = 4, 0.3
 #: Sources that are not independent: the model copies the verified queries in its prompt.
 _FAMILY = {"shape": "shape", "model": "taught", "verified": "taught"}
 #: A best candidate below this, or a rival with another result within RIVAL_GAP of it,
@@ -155,5 +158,33 @@ async def choose_query(ctx: Any, conn: str, question: str, dialect: str,
             tried.append(Tried(statement, MODEL_DOUBTED if doubted else MODEL_PRIOR, "model"))
             await run_all(ctx, conn, tried)
         best, reasons = pick(tried)
+    if reasons and best is not None and ctx.settings.query_likelihood:
+        best = await _likeliest(ctx, question, best, tried)
     ctx.unsure = reasons
     return best
+
+
+async def _likeliest(ctx: Any, question: str, best: Tried, tried: list[Tried]) -> Tried:
+    """Among readings close to the best (a rival within RIVAL_GAP), the one that gains most
+    from the model's own likelihood of the question given its query; the best as it was
+    when the model cannot score. Off by default: with the bundled 270M model it chose
+    worse on the project's question sets (see benchmarks/README.md, B8)."""
+    from .prompts import LIKELIHOOD_HEADER
+
+    score = getattr(ctx.model, "likelihoods", None)
+    close: dict[Any, Tried] = {}
+    for t in sorted(tried, key=lambda t: -t.score):
+        if t.result is not None and t.error is None and not _empty(t) and (
+                t.score >= best.score - RIVAL_GAP):
+            close.setdefault(t.key(), t)
+    top = list(close.values())[:LIKELY_MAX]
+    if score is None or len(top) < 2:
+        return best
+    logps = await asyncio.to_thread(
+        score, LIKELIHOOD_HEADER, [(f"SQL: {t.sql}\n", f"Question: {question}") for t in top])
+    if not logps:
+        return best
+    high = max(logps)
+    weights = [math.exp(lp - high) for lp in logps]
+    total = sum(weights)
+    return max(top, key=lambda t: t.score + LIKELY_SHARE * weights[top.index(t)] / total)

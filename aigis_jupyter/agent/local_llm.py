@@ -5,10 +5,11 @@ makes it echo its prompt. So this model sends its messages as one plain completi
 prompt; the agent writes completion-style prompts for it (`ModelInfo.prompt_style`).
 Loading costs about a second and 300 MB, so one `Llama` per file lives for the process,
 guarded by a lock (a llama.cpp context is not thread-safe). Keeping the prompt's stable
-part first lets llama.cpp reuse the evaluated prefix between calls; a pool of two contexts
-keeps the SQL prompts' prefix in one and the answer prompts' in the other, so neither kind
-evaluates from scratch after the other. (llama-cpp-python's `LlamaRAMCache` would copy a
-vocabulary-wide logits buffer with every saved state: gigabytes for Gemma's 262k tokens.)
+part first lets llama.cpp reuse the evaluated prefix between calls; a pool of three contexts
+keeps the SQL prompts' prefix in one, the answer prompts' in another and the likelihood
+header's (`likelihoods`) in the third, so no kind evaluates from scratch after another.
+(llama-cpp-python's `LlamaRAMCache` would copy a vocabulary-wide logits buffer with every
+saved state: gigabytes for Gemma's 262k tokens.)
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ _instances_lock = threading.Lock()
 #: Loaded contexts per (file, n_ctx, threads): a small pool, each context keeping the
 #: evaluated prefix of the prompts sent to it.
 _instances: dict[tuple[str, int, int], list[_Slot]] = {}
-#: Contexts per model file. A turn alternates two kinds of prompt (the SQL prompt, whose
-#: schema part is the same from question to question, and the answer prompt, whose worked
-#: examples are): with one context each kind would evaluate from scratch every time.
-POOL_SIZE = 2
+#: Contexts per model file. A turn alternates kinds of prompt (the SQL prompt, whose
+#: schema part is the same from question to question, the answer prompt, whose worked
+#: examples are, and the likelihood header): with one context each kind would evaluate
+#: from scratch every time.
+POOL_SIZE = 3
 #: Prompt tokens a prompt must share with a context's evaluated ones to be sent there.
 MIN_SHARED_TOKENS = 32
 #: Prompt tokens llama.cpp evaluated in the last call, per model file (the rest came from
@@ -233,6 +235,51 @@ class LocalLlamaChatModel(BaseChatModel):
                 "Ask a shorter question, or pick a larger model.",
                 action=action("pick_model", choices=[]),
             )
+
+    def likelihoods(self, header: str, pairs: list[tuple[str, str]]) -> list[float] | None:
+        """log P(answer | header + prompt) for each (prompt, answer) pair, summed over the
+        answer's tokens; None when this build of llama.cpp cannot say.
+
+        Ranks candidate queries by how well each explains the question: a small model
+        judges a (query, question) pair better than it writes the query. Only the answer's
+        positions ask for logits (a full vocabulary row each: 262k floats for Gemma)."""
+        try:
+            import llama_cpp
+            import numpy as np
+        except ImportError:
+            return None
+        llm, lock = get_llama(self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads,
+                              prompt=header)
+        out: list[float] = []
+        with lock:
+            try:
+                n_vocab = llm.n_vocab()
+                for prompt, answer in pairs:
+                    head = llm.tokenize((header + prompt).encode("utf-8"), add_bos=True)
+                    tail = llm.tokenize(answer.encode("utf-8"), add_bos=False)
+                    if not tail or len(head) + len(tail) >= min(self.n_ctx, llm.n_batch):
+                        return None
+                    shared = _Slot(llm).shared(head[:-1])
+                    llm.n_tokens = shared  # keep the evaluated prefix (the header)
+                    llm.eval(head[shared:-1])
+                    seg, n_past = [head[-1], *tail[:-1]], llm.n_tokens
+                    llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
+                    llm._batch.set_batch(batch=seg, n_past=n_past, logits_all=True)
+                    llm._ctx.decode(llm._batch)
+                    llm.input_ids[n_past:n_past + len(seg)] = seg
+                    llm.n_tokens = n_past + len(seg)
+                    total = 0.0
+                    for i, token in enumerate(tail):
+                        row = np.ctypeslib.as_array(
+                            llama_cpp.llama_get_logits_ith(llm._ctx.ctx, i), shape=(n_vocab,))
+                        top = float(row.max())
+                        total += float(row[token]) - top - float(
+                            np.log(np.exp(row - top, dtype=np.float64).sum()))
+                    out.append(total)
+            except Exception:  # an internal of another llama-cpp-python: rank without it
+                llm.n_tokens = 0
+                return None
+        return out
 
     def _generate(
         self,

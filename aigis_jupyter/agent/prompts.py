@@ -64,6 +64,19 @@ ANSWER_SYSTEM = """You are a data analyst. Answer the user's question in one to 
 sentences using only the query result given. Quote the numbers exactly; do not invent \
 anything that is not in the result. Do not repeat the SQL. If the result is empty, say so."""
 
+#: What the embedded model reads before a candidate query when it scores how well the
+#: query explains the question (`LocalLlamaChatModel.likelihoods`): stable, so its
+#: evaluated tokens are kept between candidates and turns.
+LIKELIHOOD_HEADER = """Each SQL query below is followed by the question it answers.
+
+SQL: SELECT COUNT(*) FROM orders WHERE status = 'shipped'
+Question: How many orders were shipped?
+
+SQL: SELECT name FROM products ORDER BY price DESC LIMIT 3
+Question: What are the 3 most expensive products?
+
+"""
+
 CHART_SYSTEM = """You design Vega-Lite v5 charts. Reply with ONE JSON object: a Vega-Lite \
 spec with "mark" and "encoding" that uses only the columns listed. Do not include "data", \
 URLs, expressions or params: the data is attached for you."""

@@ -175,6 +175,19 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     ("artists with more than 10 albums",
      "SELECT ar.Name FROM Album al JOIN Artist ar ON al.ArtistId = ar.ArtistId "
      "GROUP BY ar.ArtistId HAVING COUNT(*) > 10"),
+    # a measure against its own average
+    ("How many tracks are longer than the average track?",
+     "SELECT COUNT(*) FROM Track WHERE Milliseconds > (SELECT AVG(Milliseconds) FROM Track)"),
+    # a table that refers to itself: the name filters one side, the other is the answer
+    ("Who is Jane Peacock's manager? Give first and last name.",
+     "SELECT m.FirstName, m.LastName FROM Employee e JOIN Employee m "
+     "ON e.ReportsTo = m.EmployeeId WHERE e.FirstName = 'Jane' AND e.LastName = 'Peacock'"),
+    ("Which employees report to Nancy Edwards? Give first and last names.",
+     "SELECT e.FirstName, e.LastName FROM Employee e JOIN Employee m "
+     "ON e.ReportsTo = m.EmployeeId WHERE m.FirstName = 'Nancy' AND m.LastName = 'Edwards'"),
+    # ... but "manager" inside a value is no cue
+    ("What's the email of the Sales Manager?",
+     "SELECT Email FROM Employee WHERE Title = 'Sales Manager'"),
     # "by" a number with a count of rows orders them; it does not group
     ("Show the 3 biggest invoices by total, with invoice id and total.",
      "SELECT Total, InvoiceId FROM Invoice ORDER BY Total DESC LIMIT 3"),
@@ -195,6 +208,9 @@ def test_the_chosen_candidate_answers_the_question(chinook, question: str, gold:
     ("How many customers have never placed an order?",
      "SELECT COUNT(*) FROM customers WHERE customer_id NOT IN "
      "(SELECT customer_id FROM orders)"),
+    ("Which employees does Grace Novak manage? first and last names",
+     "SELECT e.first_name, e.last_name FROM employees e JOIN employees m "
+     "ON e.manager_id = m.employee_id WHERE m.first_name = 'Grace' AND m.last_name = 'Novak'"),
 ])
 def test_demo_candidates_answer_the_question(demo_sqlite, question: str, gold: str) -> None:
     _answers(demo_sqlite, question, gold)
@@ -322,6 +338,9 @@ ENGINE_QUESTIONS = [
     ("How many customers have never placed an order?",
      "SELECT COUNT(*) FROM customers WHERE customer_id NOT IN "
      "(SELECT customer_id FROM orders)"),
+    ("Which employees does Grace Novak manage? first and last names",
+     "SELECT e.first_name, e.last_name FROM employees e JOIN employees m "
+     "ON e.manager_id = m.employee_id WHERE m.first_name = 'Grace' AND m.last_name = 'Novak'"),
 ]
 
 

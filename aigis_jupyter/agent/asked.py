@@ -344,6 +344,24 @@ def sign_filters(question: str, measures: list[tuple[Table, Column, float]]) -> 
     return [Filter(t, f"{{}} {op} 0", c, s) for t, c, s in measures if is_numeric(c)]
 
 
+ABOVE_AVERAGE = re.compile(
+    r"(?i)\b(longer|shorter|more|less|higher|lower|greater|bigger|larger|smaller|cheaper|"
+    r"pricier|above|below|over|under)\s+(?:than\s+)?(?:the\s+)?(?:average|mean)\b")
+
+
+def average_filters(question: str, measures: list[tuple[Table, Column, float]]
+                    ) -> list[Filter]:
+    """"tracks longer than the average", "priced above average": the measure against its
+    own average over the table (`{@table}` is the table, written by the query)."""
+    m = ABOVE_AVERAGE.search(question)
+    if not m:
+        return []
+    op = "<" if m.group(1).lower() in ("shorter", "less", "lower", "smaller", "cheaper",
+                                       "below", "under") else ">"
+    return [Filter(t, f"{{}} {op} (SELECT AVG({{{c.name}}}) FROM {{@table}})", c, s)
+            for t, c, s in measures if is_numeric(c)]
+
+
 def null_filters(question: str, link: Link, subject: Table) -> list[Filter]:
     out = []
     for pattern, neg in ((NULL, "IS NULL"), (NOT_NULL, "IS NOT NULL")):

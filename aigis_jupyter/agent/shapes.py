@@ -22,6 +22,7 @@ from itertools import product
 from ..databases.catalog import Column, Table
 from . import asked as cue
 from .context import _stem
+from .hierarchy import self_joins
 from .linking import Link, Linked, is_people, join_path, label_columns, table_named, word_at
 from .querytext import Query, alias, ident
 
@@ -95,6 +96,8 @@ def _subjects(question: str, link: Link) -> list[tuple[Table, float]]:
 
 #: "never sold", "no albums", "without orders": rows that nothing refers to
 NEVER = re.compile(r"\b(never|no|without|not\s+any|none\s+of)\b")
+#: A question about a table's own hierarchy, with its cue words, is surely about it.
+SELF_JOIN = 1.6
 SOLD_IN = re.compile(r"(?i)line|item|order|sale|purchase")
 
 
@@ -166,7 +169,8 @@ def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
         if nfilters:
             choice_sets.append(nfilters[:3])
         for extra in (cue.null_filters(question, link, subject),
-                      cue.flag_filters(link, subject), cue.sign_filters(question, measures)):
+                      cue.flag_filters(link, subject), cue.sign_filters(question, measures),
+                      cue.average_filters(question, measures)):
             if extra:
                 choice_sets.append(extra[:2])
         # the likeliest choices of filters first (a value read as no value counts 0.75)
@@ -185,7 +189,7 @@ def _render(f: cue.Filter, qy: Query) -> str:
     cond = f.sql.replace("{}", qy.col(f.table, f.column), 1)
     for c in f.table.columns:
         cond = cond.replace("{" + c.name + "}", qy.col(f.table, c))
-    return cond
+    return cond.replace("{@table}", qy.name(f.table))
 
 
 class _Shapes:
@@ -219,6 +223,9 @@ class _Shapes:
         self.most_of_a_column()
         self.kept_groups()
         self.never()
+        self.out += [Candidate(sql, round(SELF_JOIN * self.prior, 4), "self-join", values=1)
+                     for sql in self_joins(self.ask, self.link, self.subject, self.filters,
+                                           self.dialect)]
         self.rows()
         return self.out
 

@@ -188,6 +188,32 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     # ... but "manager" inside a value is no cue
     ("What's the email of the Sales Manager?",
      "SELECT Email FROM Employee WHERE Title = 'Sales Manager'"),
+    # a number of rows ranked by a count of another table's
+    ("What are the titles of the 3 albums with the most tracks?",
+     "SELECT a.Title FROM Track t JOIN Album a ON t.AlbumId = a.AlbumId GROUP BY a.AlbumId "
+     "ORDER BY COUNT(*) DESC LIMIT 3"),
+    # a name that has the rows counted is not one of their names; a count of 0 finds none
+    ("How many albums does Led Zeppelin have?",
+     "SELECT COUNT(*) FROM Album al JOIN Artist ar ON al.ArtistId = ar.ArtistId "
+     "WHERE ar.Name = 'Led Zeppelin'"),
+    # a group's average against a bar in other units; "contain more than" is no word search
+    ("Which genres have an average track length over 4 minutes?",
+     "SELECT g.Name FROM Track t JOIN Genre g ON t.GenreId = g.GenreId GROUP BY g.GenreId "
+     "HAVING AVG(t.Milliseconds) > 240000"),
+    ("Which playlists contain more than 500 tracks?",
+     "SELECT p.Name FROM PlaylistTrack pt JOIN Playlist p ON pt.PlaylistId = p.PlaylistId "
+     "GROUP BY p.PlaylistId HAVING COUNT(*) > 500"),
+    # "with the latest hire date" ranks by it without showing it
+    ("What is the name of the employee with the latest hire date?",
+     "SELECT FirstName, LastName FROM Employee ORDER BY HireDate DESC LIMIT 1"),
+    # "spent by customers" says who, not what to group by
+    ("What is the total amount spent by customers from Germany?",
+     "SELECT SUM(i.Total) FROM Invoice i JOIN Customer c ON i.CustomerId = c.CustomerId "
+     "WHERE c.Country = 'Germany'"),
+    # a table named just before a name: its name column holds it
+    ("List the names of tracks on the album 'Big Ones'.",
+     "SELECT t.Name FROM Track t JOIN Album a ON t.AlbumId = a.AlbumId "
+     "WHERE a.Title = 'Big Ones'"),
     # "by" a number with a count of rows orders them; it does not group
     ("Show the 3 biggest invoices by total, with invoice id and total.",
      "SELECT Total, InvoiceId FROM Invoice ORDER BY Total DESC LIMIT 3"),

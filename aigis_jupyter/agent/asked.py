@@ -82,6 +82,8 @@ NULL = re.compile(r"(?i)\b(?:no|without|missing|lack(?:ing)?|empty|blank|null)\s
                    r"((?:\w+\s*){1,2})")
 NOT_NULL = re.compile(r"(?i)\b(?:have|has|with)\s+(?:a|an|any|some)\s+((?:\w+\s*){1,2})|"
                        r"\b((?:\w+\s*){1,2})\s+on\s+file\b")
+_NOT_A_WORD = frozenset({"more", "less", "fewer", "over", "under", "at", "least", "most",
+                        "exactly", "only", "any", "no", "the", "a", "an", "some", "all"})
 LIKE = [
     ("%{}%", r"contain(?:s|ing)?(?:\s+the\s+word)?|with\s+the\s+word|mention(?:s|ing)?|"
              r"includ(?:e|es|ing)|use|uses|using"),
@@ -201,6 +203,8 @@ def value_filters(link: Link, question: str) -> list[list[Filter | None]]:
     beside = {id(h.right) for m in link.tables for h in neighbours(link.snap, m.table)}
     for phrase in link.phrases:
         alts: list[Filter] = []
+        owner = re.search(rf"(?i)\b(?:does|do|did)\s+{re.escape(phrase)}\s+(?:have|own|hold|"
+                          r"make|release|record|write|sell)\b", question)
         for t in link.snap.tables:
             near = 1.0 if id(t) in named else 0.8 if id(t) in beside else 0.5
             cols = {c.name.lower().replace("_", ""): c for c in t.columns}
@@ -217,19 +221,25 @@ def value_filters(link: Link, question: str) -> list[list[Filter | None]]:
                 mentioned = any(m.column is c for m in link.columns)
                 label = c in label_columns(t)
                 score = 0.9 if mentioned else 0.7 if label else 0.5 if near == 1.0 else 0
+                # "how many albums does Iron Maiden have": not an album's own name
+                own = 0.6 if owner and near == 1.0 and not mentioned else near
                 if score:
-                    alts.append(Filter(t, f"{{}} = {literal(phrase)}", c, score * near,
+                    alts.append(Filter(t, f"{{}} = {literal(phrase)}", c, score * own,
                                         value=True))
         if alts:
             at = word_at(question, max(0, question.find(phrase)))
             for f in alts:  # "the last name Tanaka": the column named just before
                 if any(m.column is f.column and m.end in (at, at - 1) for m in link.columns):
                     f.score, f.words = 1.0, (at - 2, at)
+                elif f.column in label_columns(f.table) and any(  # "the album 'Big Ones'"
+                        m.table is f.table and (m.end == at or (m.end == at - 1 and link.words[
+                            m.end] in ("called", "named", "titled"))) for m in link.tables):
+                    f.score = 1.0
             groups.append([*sorted(alts, key=lambda f: -f.score)[:4], None])
     for pat, cue in LIKE:
         m = re.search(rf"(?i)\b(?:{cue})\s+(?:the\s+(?:word|letter)\s+)?['\"]?([\w-]+)['\"]?",
                       question)
-        if m:
+        if m and m.group(1).lower() not in _NOT_A_WORD:  # "contain more than 1000 tracks"
             word = m.group(1)
             alts = []
             tables = {id(x.table): x.table for x in link.tables}
@@ -309,18 +319,19 @@ def number_filters(numbers: list[tuple[str, float, str, int]],
 
 
 KEPT_IF = re.compile(r"(?i)\b(more\s+than|over|above|greater\s+than|at\s+least|fewer\s+than|"
-                     r"less\s+than|under|below)\s+\$?(\d+(?:\.\d+)?)")
+                     r"less\s+than|under|below)\s+\$?(\d+(?:\.\d+)?)(?:\s*([a-z]+))?")
 
 
-def kept_if(question: str) -> tuple[str, float] | None:
-    """"more than 5", "above 1": the comparison a group must pass (operator, number)."""
+def kept_if(question: str) -> tuple[str, float, str] | None:
+    """"more than 5", "above 1", "over 5 minutes": the comparison a group must pass
+    (operator, number, the unit word after it or "")."""
     m = KEPT_IF.search(question)
     if not m:
         return None
     word = m.group(1).lower()
     op = ">=" if word.startswith("at") else "<" if word.split()[0] in (
         "fewer", "less", "under", "below") else ">"
-    return op, float(m.group(2))
+    return op, float(m.group(2)), (m.group(3) or "").lower()
 
 
 def is_flag(c: Column) -> bool:
@@ -449,7 +460,9 @@ def explicit_columns(question: str, link: Link, subject: Table, shown: list[Link
         assert m.column is not None
         if m.start < start:
             continue
-        if set(link.words[max(0, m.start - 3):m.start]) & SHOW_CUE:
+        window = link.words[max(0, m.start - 3):m.start]
+        if set(window) & SHOW_CUE and not any(  # "with the earliest hire date" ranks by it
+                w.endswith("est") or w in ("most", "least") for w in window):
             asked.add(id(m.column))
         if m.table is not subject and any(x.column is not None and x.column.name == m.column.name
                                           and x.table is subject for x in shown):

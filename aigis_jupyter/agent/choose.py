@@ -57,6 +57,7 @@ class Tried:
     prior: float
     source: str  # "shape", "model" or "verified"
     values: int = 0  # values of the question this candidate filters on
+    probe: bool = False  # a count on named values only: a count of 0 found none of them
     result: Any = None
     error: str | None = None
     score: float = field(default=0.0)
@@ -103,7 +104,7 @@ def _empty(t: Tried) -> bool:
         return True
     if t.rows() == 1 and len(t.result.columns) == 1:
         v = t.result.head(1)[0][0]
-        return v is None or (isinstance(v, float) and math.isnan(v))
+        return v is None or (isinstance(v, float) and math.isnan(v)) or (t.probe and v == 0)
     return False
 
 
@@ -148,7 +149,7 @@ async def choose_query(ctx: Any, conn: str, question: str, dialect: str,
     tried = [Tried(v.sql, VERIFIED_PRIOR, "verified") for v in ctx.verified[:1]
              if v.score >= VERIFIED_LIKENESS
              or question_key(v.question) == question_key(question)]
-    tried += [Tried(c.sql, c.score, "shape", values=c.values) for c in found]
+    tried += [Tried(c.sql, c.score, "shape", values=c.values, probe=c.probe) for c in found]
     await run_all(ctx, conn, tried)
     best, reasons = pick(tried)
     if best is None or best.score < CONFIDENT or reasons:

@@ -42,6 +42,7 @@ class Candidate:
     score: float
     shape: str
     values: int = 0  # values of the question it filters on (found in the data or not)
+    probe: bool = False  # a count filtered on named values only: 0 means a value not found
 
 
 # --------------------------------------------------------------------------- SQL text
@@ -110,6 +111,10 @@ def _group_keys(question: str, link: Link, subject: Table) -> list[tuple[str, ob
         if re.match(r"(?i)(by|each|every)\b", question[m.start():]) and not cue.AGG_CUE.search(
                 question):
             continue  # "sorted by name", "list each country once": no groups without a measure
+        if re.match(r"(?i)by\b", question[m.start():]) and re.search(
+                r"(?i)\b(\w+ed|spent|sold|made|written|bought|paid|done|held|run)\s+$",
+                question[:m.start()]):
+            continue  # "spent by customers from Canada": who did it, not a group
         start = word_at(question, m.start(1))
         head = m.group(1).split()[0].lower() if m.group(1).split() else ""
         if _stem(head) in cue.TIME_UNIT or head in cue.TIME_UNIT:
@@ -142,6 +147,10 @@ def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
                  and not any(c.start == t.end for c in link.columns)]  # total"
         if not ask.which and heads:
             ask = replace(ask, which=True)
+    for m in re.finditer(r"(?i)\bwith\s+the\s+(\w+est|most|least)\b", question):
+        at = word_at(question, m.start())  # "the employee with the earliest hire date"
+        if not ask.which and any(t.end == at for t in link.tables):
+            ask = replace(ask, which=True)
     subjects = _subjects(question, link)
     if not subjects:
         return []
@@ -166,8 +175,9 @@ def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
             choice_sets.append(dfilters[:2])
         nfilters = cue.number_filters(numbers, measures or numeric, ask.q, ask.limit,
                                    dfilters_present=bool(dfilters))
-        if nfilters:
-            choice_sets.append(nfilters[:3])
+        if nfilters:  # "genres with an average length over 5 minutes": maybe a group's bar
+            bar = cue.kept_if(question) and not ask.counting
+            choice_sets.append(nfilters[:3] + ([None] if bar else []))
         for extra in (cue.null_filters(question, link, subject),
                       cue.flag_filters(link, subject), cue.sign_filters(question, measures),
                       cue.average_filters(question, measures)):
@@ -253,8 +263,10 @@ class _Shapes:
             sql += " ORDER BY " + order
         if lim:
             sql += f" LIMIT {lim}"
+        probe = select == ["COUNT(*)"] and not group and bool(self.filters) and all(
+            f.value for f in self.filters)
         self.out.append(Candidate(qy.finish(sql), round(score * self.prior, 4), shape,
-                                  values=sum(f.value for f in self.filters)))
+                                  values=sum(f.value for f in self.filters), probe=probe))
 
     def order_dir(self, c: Column) -> str:
         q = self.ask.q
@@ -368,7 +380,7 @@ class _Shapes:
         """"Which artist has the most tracks": group by the table asked about, count the
         rows of the other."""
         ask, link = self.ask, self.link
-        if not (ask.superlative and ask.which) or self.groups or not link.tables:
+        if not (ask.superlative and (ask.which or ask.limit)) or self.groups or not link.tables:
             return
         first = link.tables[0].table
         labels = label_columns(first)
@@ -408,24 +420,28 @@ class _Shapes:
         if bound is None or not listed or not link.tables or self.filters:
             return
         first = link.tables[0].table
-        op, n = bound
+        op, n, unit = bound
         value = int(n) if n == int(n) else n
         labels = label_columns(first)
         pk = [c for c in first.columns if c.primary_key] or labels
         counted = [t.table for t in link.tables[1:] if t.table is not first]
-        measured = [m for m in link.columns if m.column is not None and m.score >= 0.7
-                    and cue.is_numeric(m.column) and join_path(link.snap, m.table, first)]
+        measured = [m for m in link.columns if m.column is not None and m.score >= (
+                    0.6 if ask.avg else 0.7) and cue.is_numeric(m.column)
+                    and join_path(link.snap, m.table, first)]
         func = "AVG" if ask.avg else "SUM" if ask.summed or measured else None
-        for table in counted:
+        for table in counted:  # an average over 5 is no count of 5
             qy = self.query(table)
-            self.add(qy, [qy.col(first, c) for c in labels], 0.95, "group",
-                     group=[qy.col(first, c) for c in pk], having=f"COUNT(*) {op} {value}")
+            self.add(qy, [qy.col(first, c) for c in labels], 0.6 if ask.avg else 0.95,
+                     "group", group=[qy.col(first, c) for c in pk],
+                     having=f"COUNT(*) {op} {value}")
         for m in measured[:2] if func else ():
             assert m.column is not None
             qy = self.query(m.table)
-            self.add(qy, [qy.col(first, c) for c in labels], 0.9 * m.score, "group",
-                     group=[qy.col(first, c) for c in pk],
-                     having=f"{func}({qy.col(m.table, m.column)}) {op} {value}")
+            scaled = n * cue.UNIT.get(unit, 1) if "milli" in m.column.name.lower() else n
+            bar = int(scaled) if scaled == int(scaled) else scaled  # "over 5 minutes": in ms
+            self.add(qy, [qy.col(first, c) for c in labels], 0.95 if ask.avg else 0.9 * m.score,
+                     "group", group=[qy.col(first, c) for c in pk],
+                     having=f"{func}({qy.col(m.table, m.column)}) {op} {bar}")
 
     def never(self) -> None:
         """"How many tracks have never been sold", "artists with no albums": the rows of

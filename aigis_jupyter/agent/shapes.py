@@ -22,9 +22,9 @@ from itertools import product
 from ..databases.catalog import Column, Table
 from . import asked as cue
 from .context import _stem
-from .hierarchy import self_joins
 from .linking import Link, Linked, is_people, join_path, label_columns, table_named, word_at
 from .querytext import Query, alias, ident
+from .references import NEVER, referring, self_joins
 
 __all__ = ["Candidate", "candidates"]
 
@@ -95,11 +95,8 @@ def _subjects(question: str, link: Link) -> list[tuple[Table, float]]:
     return out[:3]
 
 
-#: "never sold", "no albums", "without orders": rows that nothing refers to
-NEVER = re.compile(r"\b(never|no|without|not\s+any|none\s+of)\b")
 #: A question about a table's own hierarchy, with its cue words, is surely about it.
 SELF_JOIN = 1.6
-SOLD_IN = re.compile(r"(?i)line|item|order|sale|purchase")
 
 
 def _group_keys(question: str, link: Link, subject: Table) -> list[tuple[str, object, float]]:
@@ -449,20 +446,11 @@ class _Shapes:
         ask, subject = self.ask, self.subject
         if self.filters or self.groups or not NEVER.search(ask.q):
             return
-        keys = [c for c in subject.columns if c.primary_key]
-        named = {id(m.table): m.table for m in [*self.link.tables, *self.link.columns]
-                 if m.score >= 0.6 and m.table is not subject}
-        if re.search(r"\b(sold|bought|purchased|ordered|sell|buy)\b", ask.q):  # the lines
-            named.update({id(t): t for t in self.link.snap.tables if SOLD_IN.search(t.name)})
-        for child in named.values():
-            fk = next((fk for fk in child.foreign_keys if fk.ref_table == subject.name
-                       and len(fk.columns) == 1 and len(keys) == 1), None)
-            if fk is None:
-                continue
+        for child, ref, key in referring(ask, self.link, subject):
             qy = self.query()
-            ref = ident(fk.columns[0], self.dialect)
-            cond = (f"{qy.col(subject, keys[0])} NOT IN (SELECT {ref} FROM {qy.name(child)} "
-                    f"WHERE {ref} IS NOT NULL)")
+            col = ident(ref, self.dialect)
+            cond = (f"{qy.col(subject, key)} NOT IN (SELECT {col} FROM {qy.name(child)} "
+                    f"WHERE {col} IS NOT NULL)")
             select = ["COUNT(*)"] if ask.counting else [
                 qy.col(t, c) for t, c in self.explicit or [
                     (subject, c) for c in label_columns(subject)]]

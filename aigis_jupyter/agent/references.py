@@ -1,10 +1,14 @@
-"""Candidates for a table that refers to itself: "who is Jane Peacock's manager", "which
-employees report to Nancy Edwards", "how many people report to Michael Mitchell".
+"""Candidates built on how tables refer to each other, beyond joining along a path.
 
-The table's own foreign key (`Employee.ReportsTo` -> `Employee`) joins it to itself under
-two names, `e` (the one who reports) and `m` (the one reported to); the name the question
-gives filters one side and the rows of the other are the answer. Kept apart from
-`shapes.py`, whose queries read each table once.
+A table that refers to itself: "who is Jane Peacock's manager", "which employees report to
+Nancy Edwards". Its own foreign key (`Employee.ReportsTo` -> `Employee`) joins it to itself
+under two names, `e` (the one who reports) and `m` (the one reported to); the name the
+question gives filters one side and the rows of the other are the answer.
+
+Rows that nothing refers to: "tracks never sold", "artists with no albums". The table
+asked about keeps the rows whose key no row of a table referring to it holds.
+
+Kept apart from `shapes.py`, whose queries read each table once along a join path.
 """
 
 from __future__ import annotations
@@ -20,7 +24,12 @@ if TYPE_CHECKING:
     from .asked import Asked, Filter
     from .linking import Link
 
-__all__ = ["self_joins"]
+__all__ = ["NEVER", "referring", "self_joins"]
+
+#: "never sold", "no albums", "without orders": rows that nothing refers to
+NEVER = re.compile(r"\b(never|no|without|not\s+any|none\s+of)\b")
+#: Where a sale is recorded: "never sold" looks for the lines of an order or invoice.
+SOLD_IN = re.compile(r"(?i)line|item|order|sale|purchase")
 
 #: "report to Nancy Edwards", "managed by ...", "who works under ...": the name is the
 #: manager's, the answer their reports.
@@ -66,3 +75,22 @@ def self_joins(ask: Asked, link: Link, subject: Table, filters: list[Filter],
     sql = (f"SELECT {shown} FROM {table} AS e JOIN {table} AS m "
            f"ON {col('e', fk.columns[0])} = {col('m', keys[0].name)} WHERE {cond}")
     return [sql]
+
+
+def referring(ask: Asked, link: Link, subject: Table) -> list[tuple[Table, str, str]]:
+    """(table, its column, `subject`'s key) for each table the question names (or, for
+    "sold", that records sales) whose one-column foreign key points at `subject`."""
+    keys = [c for c in subject.columns if c.primary_key]
+    if len(keys) != 1:
+        return []
+    named = {id(m.table): m.table for m in [*link.tables, *link.columns]
+             if m.score >= 0.6 and m.table is not subject}
+    if re.search(r"\b(sold|bought|purchased|ordered|sell|buy)\b", ask.q):
+        named.update({id(t): t for t in link.snap.tables if SOLD_IN.search(t.name)})
+    out = []
+    for child in named.values():
+        fk = next((fk for fk in child.foreign_keys if fk.ref_table == subject.name
+                   and len(fk.columns) == 1), None)
+        if fk is not None:
+            out.append((child, fk.columns[0], keys[0].name))
+    return out

@@ -214,6 +214,13 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     ("List the names of tracks on the album 'Big Ones'.",
      "SELECT t.Name FROM Track t JOIN Album a ON t.AlbumId = a.AlbumId "
      "WHERE a.Title = 'Big Ones'"),
+    # one sum whose filter joins the lines: the lines' amounts
+    ("What is the total revenue from the Jazz genre?",
+     "SELECT SUM(il.UnitPrice * il.Quantity) FROM InvoiceLine il JOIN Track t "
+     "ON il.TrackId = t.TrackId JOIN Genre g ON t.GenreId = g.GenreId WHERE g.Name = 'Jazz'"),
+    # a quoted word after "contains" is searched for, not matched whole
+    ("Which albums have a title that contains 'Greatest'? Give the titles.",
+     "SELECT Title FROM Album WHERE Title LIKE '%Greatest%'"),
     # "by" a number with a count of rows orders them; it does not group
     ("Show the 3 biggest invoices by total, with invoice id and total.",
      "SELECT Total, InvoiceId FROM Invoice ORDER BY Total DESC LIMIT 3"),

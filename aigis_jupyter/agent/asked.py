@@ -201,7 +201,11 @@ def value_filters(link: Link, question: str) -> list[list[Filter | None]]:
                 if f is not None and id(f.table) not in named:
                     f.score *= 0.9
     beside = {id(h.right) for m in link.tables for h in neighbours(link.snap, m.table)}
+    likes = "|".join(cue for _, cue in LIKE)
     for phrase in link.phrases:
+        if re.search(rf"(?i)\b(?:{likes})\s+(?:the\s+word\s+)?['\"\u201c\u2018]?"
+                     rf"{re.escape(phrase)}", question):
+            continue  # "whose title contains 'Live'": a word search, below
         alts: list[Filter] = []
         owner = re.search(rf"(?i)\b(?:does|do|did)\s+{re.escape(phrase)}\s+(?:have|own|hold|"
                           r"make|release|record|write|sell)\b", question)

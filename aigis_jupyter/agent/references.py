@@ -24,8 +24,11 @@ if TYPE_CHECKING:
     from .asked import Asked, Filter
     from .linking import Link
 
-__all__ = ["NEVER", "referring", "self_joins"]
+__all__ = ["NEVER", "SELF_JOIN", "referring", "self_joins"]
 
+#: The prior of a self-join: a question about a table's own hierarchy, with its cue words,
+#: is surely about it.
+SELF_JOIN = 1.6
 #: "never sold", "no albums", "without orders": rows that nothing refers to
 NEVER = re.compile(r"\b(never|no|without|not\s+any|none\s+of)\b")
 #: Where a sale is recorded: "never sold" looks for the lines of an order or invoice.

@@ -24,7 +24,7 @@ from . import asked as cue
 from .context import _stem
 from .linking import Link, Linked, is_people, join_path, label_columns, table_named, word_at
 from .querytext import Query, alias, ident
-from .references import NEVER, referring, self_joins
+from .references import NEVER, SELF_JOIN, referring, self_joins
 
 __all__ = ["Candidate", "candidates"]
 
@@ -95,8 +95,6 @@ def _subjects(question: str, link: Link) -> list[tuple[Table, float]]:
     return out[:3]
 
 
-#: A question about a table's own hierarchy, with its cue words, is surely about it.
-SELF_JOIN = 1.6
 
 
 def _group_keys(question: str, link: Link, subject: Table) -> list[tuple[str, object, float]]:
@@ -308,7 +306,10 @@ class _Shapes:
                 if func in ("AVG", "SUM") and not cue.is_numeric(c):
                     continue
                 qy = self.query()
-                self.add(qy, [f"{func}({qy.col(t, c)})"], s + bonus, "aggregate")
+                for f in self.filters:  # joined first: a sum must see the lines they add
+                    qy.need(f.table)
+                agg = qy.sum_of(t, c) if func == "SUM" else f"{func}({qy.col(t, c)})"
+                self.add(qy, [agg], s + bonus, "aggregate")
 
     def _aggs(self, qy: Query) -> list[tuple[str, float]]:
         """What a group is measured by: an average, a sum or a count of its rows."""

@@ -221,6 +221,9 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     # a quoted word after "contains" is searched for, not matched whole
     ("Which albums have a title that contains 'Greatest'? Give the titles.",
      "SELECT Title FROM Album WHERE Title LIKE '%Greatest%'"),
+    # a column's values for the rows a filter picks: each row's, not each value once
+    ("List the cities of customers in Brazil.",
+     "SELECT City FROM Customer WHERE Country = 'Brazil'"),
     # "by" a number with a count of rows orders them; it does not group
     ("Show the 3 biggest invoices by total, with invoice id and total.",
      "SELECT Total, InvoiceId FROM Invoice ORDER BY Total DESC LIMIT 3"),

@@ -496,13 +496,13 @@ class _Shapes:
         qy = self.query()
         select = [qy.col(t, c) for t, c in cols]
         # values of a column that is not what names a row ("which countries", "the payment
-        # methods"): each once, unless every row is asked for
+        # methods"): each once, unless every row is asked for or a filter picks the rows
         values_only = bool(explicit) and all(
             not c.primary_key and c not in label_columns(t) for t, c in explicit)
         every = [word_at(ask.question, m.end()) for m in re.finditer(
             r"(?i)\b(every|each|all)\b(\s+(the|of|our))*", ask.question)]
         each_row = any(t.start == i for i in every for t in self.link.tables)
-        dist = ask.distinct or (values_only and not each_row)
+        dist = ask.distinct or (values_only and not each_row and not self.filters)
         if ask.superlative or ask.limit:
             for t, c, s in (self.measures or self.numeric)[:3]:
                 qy2 = self.query()

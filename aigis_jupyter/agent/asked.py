@@ -10,6 +10,7 @@ conditions, which are written in SQLite's syntax like the rest of the candidates
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..databases.catalog import Column, Table
@@ -136,6 +137,13 @@ class Filter:
     score: float
     words: tuple[int, int] | None = None
     value: bool = False  # a value the question names (not a number or a date)
+
+    def render(self, col: Callable[[Column], str]) -> str:
+        """The condition, each column written by `col` (qualified, or under an alias)."""
+        cond = self.sql.replace("{}", col(self.column), 1)
+        for c in self.table.columns:
+            cond = cond.replace("{" + c.name + "}", col(c))
+        return cond
 
 
 def numbers_in(question: str) -> list[tuple[str, float, str, int]]:

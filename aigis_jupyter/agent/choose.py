@@ -168,8 +168,8 @@ async def choose_query(ctx: Any, conn: str, question: str, dialect: str,
 async def _likeliest(ctx: Any, question: str, best: Tried, tried: list[Tried]) -> Tried:
     """Among readings close to the best (a rival within RIVAL_GAP), the one that gains most
     from the model's own likelihood of the question given its query; the best as it was
-    when the model cannot score. Off by default: with the bundled 270M model it chose
-    worse on the project's question sets (see benchmarks/README.md, B8)."""
+    when the model cannot score. Off by default: with the bundled 270M model it chose no
+    better on the project's question sets (see benchmarks/README.md, B8)."""
     from .prompts import LIKELIHOOD_HEADER
 
     score = getattr(ctx.model, "likelihoods", None)

@@ -70,9 +70,7 @@ def self_joins(ask: Asked, link: Link, subject: Table, filters: list[Filter],
     def col(alias: str, name: str) -> str:
         return f"{alias}.{ident(name, dialect)}"
 
-    cond = named.sql.replace("{}", col(side, named.column.name), 1)
-    for c in subject.columns:
-        cond = cond.replace("{" + c.name + "}", col(side, c.name))
+    cond = named.render(lambda c: col(side, c.name))
     shown = "COUNT(*)" if ask.counting else ", ".join(
         col(other, c.name) for c in label_columns(subject))
     sql = (f"SELECT {shown} FROM {table} AS e JOIN {table} AS m "

@@ -191,10 +191,7 @@ def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
 
 
 def _render(f: cue.Filter, qy: Query) -> str:
-    cond = f.sql.replace("{}", qy.col(f.table, f.column), 1)
-    for c in f.table.columns:
-        cond = cond.replace("{" + c.name + "}", qy.col(f.table, c))
-    return cond.replace("{@table}", qy.name(f.table))
+    return f.render(lambda c: qy.col(f.table, c)).replace("{@table}", qy.name(f.table))
 
 
 class _Shapes:

@@ -237,10 +237,18 @@ def test_load_ext_is_cheap():
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
-def test_load_ext_prewarms_in_the_background():
+def _fresh_kernel(code: str) -> tuple[str, str]:
+    """What `code` prints in a fresh process, the prewarm as shipped (stdout, stderr)."""
     import subprocess
     import sys
 
+    env = {k: v for k, v in os.environ.items() if k != "AIGIS_PREWARM"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    return out.stdout.strip(), out.stderr
+
+
+def test_load_ext_prewarms_in_the_background():
     code = (
         "import sys, time\nfrom IPython.core.interactiveshell import InteractiveShell\n"
         "sh = InteractiveShell.instance()\nsh.run_line_magic('load_ext', 'aigis_jupyter')\n"
@@ -249,18 +257,13 @@ def test_load_ext_prewarms_in_the_background():
         "    time.sleep(0.05)\n"
         "print('aigis_jupyter.agent.graph' in sys.modules)"
     )
-    env = {k: v for k, v in os.environ.items() if k != "AIGIS_PREWARM"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env=env)
-    assert out.stdout.strip().endswith("True"), out.stdout + out.stderr
+    out, err = _fresh_kernel(code)
+    assert out.endswith("True"), out + err
 
 
 def test_a_question_asked_at_once_waits_for_the_prewarm_and_leaves_pandas_for_later():
     """Two importing threads slow each other down: the question waits for the imports it
     needs, and the prewarm then skips pandas (only the returned DataFrame needs it)."""
-    import subprocess
-    import sys
-
     code = (
         "import sys, threading\nfrom IPython.core.interactiveshell import InteractiveShell\n"
         "sh = InteractiveShell.instance()\nsh.run_line_magic('load_ext', 'aigis_jupyter')\n"
@@ -270,10 +273,8 @@ def test_a_question_asked_at_once_waits_for_the_prewarm_and_leaves_pandas_for_la
         "    t.name == 'aigis-prewarm' and t.join(60)\n"
         "print(ready, 'pandas' in sys.modules)"
     )
-    env = {k: v for k, v in os.environ.items() if k != "AIGIS_PREWARM"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env=env)
-    assert out.stdout.strip().endswith("True False"), out.stdout + out.stderr
+    out, err = _fresh_kernel(code)
+    assert out.endswith("True False"), out + err
 
 
 def test_chat_widget_streams_answer_table_and_chart(env, demo_db):

@@ -24,6 +24,21 @@ from aigis_jupyter.agent.doubts import UNSURE_LEAD, doubts
     ("What is the highest invoice total?",
      "SELECT * FROM Invoice ORDER BY Total DESC LIMIT 1", True),
     ("List the genres", "SELECT Name FROM Genre", False),
+    # a number the question states and the query never uses
+    ("Which countries have more than 5 customers?", "SELECT DISTINCT Country FROM Customer",
+     True),
+    ("Which countries have more than 5 customers?",
+     "SELECT Country FROM Customer GROUP BY Country HAVING COUNT(*) > 5", False),
+    ("Invoices from 2023 over $1,000",
+     "SELECT * FROM Invoice WHERE InvoiceDate >= '2023-01-01' AND Total > 1000", False),
+    ("Tracks on 'Symphony No. 5'", "SELECT Name FROM Track", False),  # a quoted name
+    # something absent asked for, nothing excluded
+    ("How many tracks have never been purchased?", "SELECT COUNT(*) FROM Track", True),
+    ("How many tracks have never been purchased?",
+     "SELECT COUNT(*) FROM Track WHERE TrackId NOT IN (SELECT TrackId FROM InvoiceLine)",
+     False),
+    ("Customers who don't have a company", "SELECT * FROM Customer WHERE Company IS NULL",
+     False),
     ("Show me everything about customers", "SELECT * FROM Customer", False),
 ])
 def test_a_query_shaped_unlike_its_question_is_doubted(question: str, sql: str,

@@ -96,6 +96,13 @@ def test_names_the_index_does_not_hold_are_tried_as_values(chinook) -> None:
     assert (found.hints[0].column, found.hints[0].value) == ("Country", "France")
 
 
+def test_a_name_after_by_is_tried_as_a_maker_however_far_the_join(chinook) -> None:
+    _, snap, values = chinook
+    question = "How many songs by Queen are in the catalogue?"
+    sqls = [c.sql for c in candidates(question, link(question, snap, values=values), "sqlite")]
+    assert any("Artist.Name = 'Queen'" in s and "JOIN Album" in s for s in sqls), sqls
+
+
 def _run(db: Any, question: str) -> tuple[Tried | None, list[str], list[Tried]]:
     deps, snap, values = db
     found = link(question, snap, values=values, synonyms=DEFAULT_SYNONYMS)
@@ -227,6 +234,30 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     # "by" a number with a count of rows orders them; it does not group
     ("Show the 3 biggest invoices by total, with invoice id and total.",
      "SELECT Total, InvoiceId FROM Invoice ORDER BY Total DESC LIMIT 3"),
+    # a column named before "more than N": its groups, kept by a count
+    ("Which cities have at least 2 customers?",
+     "SELECT City FROM Customer GROUP BY City HAVING COUNT(*) >= 2"),
+    # "by number of" ranks; the count is not the answer
+    ("Name the top 2 billing countries by number of invoices.",
+     "SELECT BillingCountry FROM Invoice GROUP BY BillingCountry ORDER BY COUNT(*) DESC "
+     "LIMIT 2"),
+    # "total" before a column it sums is no column of its own
+    ("What is the total quantity of songs purchased?", "SELECT SUM(Quantity) FROM InvoiceLine"),
+    # an average of per-group counts
+    ("What is the average number of invoices per customer?",
+     "SELECT AVG(n) FROM (SELECT COUNT(*) AS n FROM Invoice GROUP BY CustomerId)"),
+    # every row beside the row it points at
+    ("Show every employee's last name with their boss's last name.",
+     "SELECT e.LastName, m.LastName FROM Employee e JOIN Employee m ON e.ReportsTo = "
+     "m.EmployeeId"),
+    # each row of the subject measured by a number of another table, with the columns asked
+    ("How much has each customer spent? Show the last name and the total.",
+     "SELECT c.LastName, SUM(i.Total) FROM Customer c JOIN Invoice i ON i.CustomerId = "
+     "c.CustomerId GROUP BY c.CustomerId"),
+    # "each" after "use" is no word to search for
+    ("How many tracks use each genre? Show genre name and count.",
+     "SELECT g.Name, COUNT(*) FROM Track t JOIN Genre g ON t.GenreId = g.GenreId "
+     "GROUP BY g.GenreId"),
 ])
 def test_the_chosen_candidate_answers_the_question(chinook, question: str, gold: str) -> None:
     _answers(chinook, question, gold)
@@ -328,14 +359,17 @@ async def test_the_models_query_stands_beside_the_candidates_when_none_is_sure(
     from aigis_jupyter.agent.doubts import UNSURE_LEAD
 
     runner, model = make_runner(settings, deps, [
-        " name FROM regions ORDER BY id LIMIT 1", "North is the first region."],
+        " name FROM regions ORDER BY id LIMIT 1", "North is the most interesting region."],
         style="completion")
     events = await turn(runner, "Show me something interesting", chart=False)
-    assert len(model.seen) == 2  # no table named: no candidate, the model writes the query
     assert [e["sql"] for e in events if e["type"] == "sql"] == [
         "SELECT name FROM regions ORDER BY id LIMIT 1"]
     answer = events[-1]["full_response"]
     assert UNSURE_LEAD in answer  # nothing else agreed with it, and it is a guess
+    # a doubted result is stated plainly, not in the model's words, which would restate
+    # the question as if the result answered it
+    assert len(model.seen) == 1  # no table named: no candidate, the model wrote the query
+    assert "most interesting" not in answer and "North" in answer
 
 
 async def test_a_verified_query_wins_over_the_shapes(settings, shop) -> None:

@@ -29,6 +29,9 @@ NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, 
 NUM = r"(\d+(?:\.\d+)?|" + "|".join(NUMBER_WORDS) + ")"
 COUNT = re.compile(r"(?i)\bhow\s+many\b|(?<!phone\s)(?<!fax\s)(?<!account\s)(?<!serial\s)"
                     r"\bnumber\s+of\b|\bcount\b|\bcounts\b")
+#: "the top 2 countries by number of invoices": a count that ranks, not the answer.
+RANKING_COUNT = re.compile(r"(?i)\b(?:by|in)\s+(?:the\s+)?(?:number|count)\s+of\b|"
+                           r"\bby\s+(?:\w+\s+)?count\b")
 DISTINCT = re.compile(r"(?i)\b(different|distinct|unique)\b|\bonce\b|\bno\s+duplicates\b")
 AVG = re.compile(r"(?i)\b(average|averge|avrage|avg|mean|typical)\b")
 SUM = re.compile(r"(?i)\b(sum|how\s+much|in\s+total|altogether|combined|overall|total\s+"
@@ -43,7 +46,8 @@ RANKED_TOTAL = re.compile(r"(?i)\b(lowest|highest|largest|smallest|biggest|maxim
                           r"average|mean|max|min)\s+(\w+\s+)?total\b(?!\s+(sales|revenue|"
                           r"spend|spending|spent|amount|value|sold|purchases|units|quantity))")
 COMPARATIVE = re.compile(r"(?i)\b(more|less|fewer|greater|higher|lower|longer|shorter|bigger|"
-                          r"smaller|larger|cheaper|older|younger|later|earlier)\s+than\b")
+                          r"smaller|larger|cheaper|older|younger|later|earlier)\s+than\b|"
+                          r"\bat\s+(least|most)\b(?=\s+\$?\d)")
 LEAST = re.compile(r"(?i)\b(least|fewest|lowest|smallest)\b")
 YOUNG = re.compile(r"(?i)\b(youngest|younger|newest|latest|most\s+recent(ly)?|last)\b")
 OLD = re.compile(r"(?i)\b(oldest|older|earliest|first|longest\s+with|longest)\b")
@@ -84,7 +88,13 @@ NULL = re.compile(r"(?i)\b(?:no|without|missing|lack(?:ing)?|empty|blank|null)\s
 NOT_NULL = re.compile(r"(?i)\b(?:have|has|with)\s+(?:a|an|any|some)\s+((?:\w+\s*){1,2})|"
                        r"\b((?:\w+\s*){1,2})\s+on\s+file\b")
 _NOT_A_WORD = frozenset({"more", "less", "fewer", "over", "under", "at", "least", "most",
-                        "exactly", "only", "any", "no", "the", "a", "an", "some", "all"})
+                        "exactly", "only", "any", "no", "the", "a", "an", "some", "all",
+                        "each", "every", "both", "either", "this", "that", "these",
+                        "those", "their", "its", "which", "what", "many", "much"})
+#: Tables of who made things: "tracks by AC/DC" names an artist, however far the join.
+MAKER = re.compile(r"(?i)artist|author|composer|band|brand|maker|manufacturer|supplier|"
+                   r"vendor|director|writer|creator|publisher|studio|designer|developer|"
+                   r"producer|performer|singer")
 LIKE = [
     ("%{}%", r"contain(?:s|ing)?(?:\s+the\s+word)?|with\s+the\s+word|mention(?:s|ing)?|"
              r"includ(?:e|es|ing)|use|uses|using"),
@@ -215,10 +225,14 @@ def value_filters(link: Link, question: str) -> list[list[Filter | None]]:
                      rf"{re.escape(phrase)}", question):
             continue  # "whose title contains 'Live'": a word search, below
         alts: list[Filter] = []
-        owner = re.search(rf"(?i)\b(?:does|do|did)\s+{re.escape(phrase)}\s+(?:have|own|hold|"
-                          r"make|release|record|write|sell)\b", question)
+        owner = re.search(rf"(?i)\b(?:does|do|did|has|have|had)\s+{re.escape(phrase)}\s+(?:"
+                          r"have|own|hold|make|release|record|write|sell|made|released|"
+                          r"recorded|written|sold|published|produced)\b", question)
+        made_by = re.search(rf"(?i)\bby\s+(?:the\s+)?['\"\u201c\u2018]?{re.escape(phrase)}",
+                            question)
         for t in link.snap.tables:
-            near = 1.0 if id(t) in named else 0.8 if id(t) in beside else 0.5
+            near = 1.0 if id(t) in named or (made_by and MAKER.search(t.name)) else (
+                0.8 if id(t) in beside else 0.5)
             cols = {c.name.lower().replace("_", ""): c for c in t.columns}
             parts = phrase.split()
             if len(parts) >= 2 and "firstname" in cols and "lastname" in cols:
@@ -247,7 +261,9 @@ def value_filters(link: Link, question: str) -> list[list[Filter | None]]:
                         m.table is f.table and (m.end == at or (m.end == at - 1 and link.words[
                             m.end] in ("called", "named", "titled"))) for m in link.tables):
                     f.score = 1.0
-            groups.append([*sorted(alts, key=lambda f: -f.score)[:4], None])
+            # "albums has Iron Maiden released", "tracks by AC/DC": surely a value
+            sure = [] if owner or made_by else [None]
+            groups.append([*sorted(alts, key=lambda f: -f.score)[:4], *sure])
     for pat, cue in LIKE:
         m = re.search(rf"(?i)\b(?:{cue})\s+(?:the\s+(?:word|letter)\s+)?['\"]?([\w-]+)['\"]?",
                       question)
@@ -304,7 +320,9 @@ def read(question: str) -> Asked:
     q = re.sub(r"\b(\w+est|most\s+recent|most)\s+first\b", "descending", q)
     superlative = any(p.search(q) for p in (MAX, MIN, MOST, LEAST, YOUNG, OLD))
     return Asked(
-        question=question, q=q, counting=bool(COUNT.search(q)),
+        question=question, q=q,
+        counting=bool(COUNT.search(q)) and not (
+            RANKING_COUNT.search(q) and limit_of(q) and not re.search(r"\bhow\s+many\b", q)),
         distinct=bool(DISTINCT.search(q)), avg=bool(AVG.search(q)),
         summed=bool(SUM.search(q)) and not RANKED_TOTAL.search(q), limit=limit_of(q),
         which=bool(WHICH.search(q)), superlative=superlative,

@@ -14,6 +14,15 @@ import re
 from .prompts import question_shape
 
 _AVERAGE = re.compile(r"(?i)\b(average|avg|mean)\b")
+#: A number the question states (not one inside a quoted name, a word or a date part).
+_NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w.,]?\d)|"
+                     r"(?<![\w.,])\d+(?:\.\d+)?(?![\w]|[.,]\d)")
+_QUOTED = re.compile(r"(?<!\w)'[^']*'(?!\w)|\"[^\"]*\"|"
+                     r"\u2018[^\u2019]*\u2019|\u201c[^\u201d]*\u201d")
+#: Words that ask for what is absent ("never sold", "customers with no invoices").
+_NEGATION = re.compile(r"(?i)\b(never|not|no(?!\.\s*\d)|without|none|nobody|nothing)\b|n't\b")
+#: What a statement that excludes or finds absence is written with.
+_EXCLUDES = re.compile(r"(?i)\bNOT\b|\bIS\s+NULL\b|<>|!=|\bEXCEPT\b|=\s*0(?![.\d])|<\s*1(?![.\d])")
 
 #: What the answer adds when the query looks unlike the question.
 UNSURE_LEAD = "This answer may be wrong:"
@@ -51,7 +60,25 @@ def doubts(question: str, sql: str, dialect: str | None = None) -> list[str]:
         out.append("the question asks for an average, but the query computes none")
     if star and shape in ("count", "avg", "top"):
         out.append("the query returns whole rows for a question about particular values")
+    unused = _unused_numbers(question or "", sql)
+    if unused:
+        out.append(f"the question mentions {' and '.join(unused)}, which the query does not use")
+    if _NEGATION.search(_QUOTED.sub(" ", question or "")) and not _EXCLUDES.search(sql):
+        out.append("the question asks about something absent (never, no, not, without), "
+                   "but the query excludes nothing")
     return out
+
+
+def _numbers(text: str) -> dict[float, str]:
+    return {float(m.replace(",", "")): m for m in _NUMBER.findall(text)}
+
+
+def _unused_numbers(question: str, sql: str) -> list[str]:
+    """The question's numbers that appear nowhere in the statement ("more than 5"
+    answered by a query with no 5 in it answers another question)."""
+    used = {float(n) for n in re.findall(r"\d+(?:\.\d+)?", sql)}
+    return [text for value, text in _numbers(_QUOTED.sub(" ", question)).items()
+            if value not in used]
 
 
 def unsure_note(reasons: list[str]) -> str:

@@ -260,8 +260,13 @@ async def answer(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, 
     write(events.status("answering"))
     # a small base model asked about several rows names one of them as if it were all
     # ("Most orders came by phone" when web had four times as many): the rows speak for
-    # themselves, in a sentence built from them
-    rows_speak = ctx.info.prompt_style == "completion" and len(preview.get("rows") or []) > 1
+    # themselves, in a sentence built from them; so does a result whose query looks
+    # unlike the question, which the model would restate as if the result answered it
+    # ("3503 tracks have never been purchased" from a bare count)
+    reasons = doubts.doubts(question, res.get("sql") or "", ctx.dialect)
+    reasons += [r for r in ctx.unsure if r not in reasons]
+    rows_speak = ctx.info.prompt_style == "completion" and (
+        len(preview.get("rows") or []) > 1 or bool(reasons))
     try:
         ctx.check_cancel()
         if ctx.info.prompt_style == "completion" and not rows_speak:
@@ -287,8 +292,6 @@ async def answer(state: AigisState, runtime: Runtime[TurnContext]) -> dict[str, 
     if not prompts.answer_is_usable(text, preview, strict=strict):
         emit(("\n\n" if text.strip() else "") + prompts.fallback_answer(preview))
         text = "".join(sent)
-    reasons = doubts.doubts(question, res.get("sql") or "", ctx.dialect)
-    reasons += [r for r in ctx.unsure if r not in reasons]
     if reasons and not chart_only(question):
         emit("\n\n" + doubts.unsure_note(reasons))
         text = "".join(sent)

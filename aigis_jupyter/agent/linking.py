@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..databases.catalog import Column, SchemaSnapshot, Table
 from .context import _STOP, _stem, _words, per_snapshot
@@ -246,6 +246,15 @@ def join_path(snap: SchemaSnapshot, a: Table, b: Table, max_hops: int = 3) -> li
     return None
 
 
+def to_one(snap: SchemaSnapshot, a: Table, b: Table) -> bool:
+    """Whether each row of `a` meets at most one row of `b` (every join follows a foreign
+    key of its left side): counting `b`'s rows per row of `a` always gives 1."""
+    path = join_path(snap, a, b)
+    return bool(path) and all(any(
+        fk.ref_table == hop.right.name and tuple(fk.columns) == hop.left_cols
+        for fk in hop.left.foreign_keys) for hop in path or ())
+
+
 # --------------------------------------------------------------------------- matching
 
 _FIRST_LAST = re.compile(r"(?i)\bfirst\s+(?:name\s+)?(?:and|&|,)\s+last\s+names?\b")
@@ -282,6 +291,11 @@ def _find(seq: tuple[str, ...], stems: list[str], alts: list[set[str]],
         if exact or all(stems[i + k] == seq[k] or seq[k] in alts[i + k] for k in range(n)):
             out.append((i, 1.0 if exact else 0.7))
     return out
+
+
+_NUMBER_TYPE = re.compile(r"(?i)int|real|num|dec|float|double|money")
+#: Words that aggregate the column named after them.
+_AGG_WORDS = frozenset({"total", "sum", "average", "mean", "max", "maximum", "min", "minimum"})
 
 
 def link(question: str, snap: SchemaSnapshot, *, values: object = None,
@@ -345,6 +359,13 @@ def link(question: str, snap: SchemaSnapshot, *, values: object = None,
     # "the id of ..." matches every key: keep a part-match only where no table is named
     out.columns = [m for m in cols if not (m.column is not None and m.column.name.lower()
                                            in ("id",) and m.score < 1)]
+    # "the total quantity sold": "total" says what to do with the quantity, it is not
+    # the invoice's Total column
+    numbers_at = {m.start for m in out.columns if m.score >= 0.9 and m.column is not None
+                  and _NUMBER_TYPE.search(m.column.type or "")}
+    out.columns = [replace(m, score=m.score / 2) if m.end - m.start == 1
+                   and words[m.start] in _AGG_WORDS and m.end in numbers_at else m
+                   for m in out.columns]
     out.tables.sort(key=lambda m: m.start)
     out.columns.sort(key=lambda m: (m.start, -m.score))
 

@@ -51,7 +51,23 @@ def self_joins(ask: Asked, link: Link, subject: Table, filters: list[Filter],
     fk = next((fk for fk in subject.foreign_keys if fk.ref_table == subject.name
                and len(fk.columns) == 1), None)
     names = [f for f in filters if f.value and f.table is subject]
-    if fk is None or len(keys) != 1 or len(names) != 1 or len(filters) != 1:
+    if fk is None or len(keys) != 1:
+        return []
+    qy = Query(link, subject, dialect)
+    table = qy.name(subject)
+
+    def col(alias: str, name: str) -> str:
+        return f"{alias}.{ident(name, dialect)}"
+
+    on = f"{col('e', fk.columns[0])} = {col('m', keys[0].name)}"
+    if not filters and not ask.counting and ABOVE.search(ask.question):
+        # "each employee with their manager": every row beside the row it points at
+        named = {m.column.name: m.column for m in link.columns if m.table is subject
+                 and m.score >= 0.9 and m.column is not None and not m.column.primary_key}
+        cols = list(named.values()) or label_columns(subject)
+        shown = ", ".join(col(a, c.name) for a in ("e", "m") for c in cols)
+        return [f"SELECT {shown} FROM {table} AS e JOIN {table} AS m ON {on}"]
+    if len(names) != 1 or len(filters) != 1:
         return []
     named = names[0]
     text = ask.question  # the cue words outside the value itself ("the Sales Manager")
@@ -64,18 +80,10 @@ def self_joins(ask: Asked, link: Link, subject: Table, filters: list[Filter],
         side, other = "e", "m"
     else:
         return []
-    qy = Query(link, subject, dialect)
-    table = qy.name(subject)
-
-    def col(alias: str, name: str) -> str:
-        return f"{alias}.{ident(name, dialect)}"
-
     cond = named.render(lambda c: col(side, c.name))
     shown = "COUNT(*)" if ask.counting else ", ".join(
         col(other, c.name) for c in label_columns(subject))
-    sql = (f"SELECT {shown} FROM {table} AS e JOIN {table} AS m "
-           f"ON {col('e', fk.columns[0])} = {col('m', keys[0].name)} WHERE {cond}")
-    return [sql]
+    return [f"SELECT {shown} FROM {table} AS e JOIN {table} AS m ON {on} WHERE {cond}"]
 
 
 def referring(ask: Asked, link: Link, subject: Table) -> list[tuple[Table, str, str]]:
@@ -89,6 +97,13 @@ def referring(ask: Asked, link: Link, subject: Table) -> list[tuple[Table, str, 
     if re.search(r"\b(sold|bought|purchased|ordered|sell|buy)\b", ask.q):
         named.update({id(t): t for t in link.snap.tables if SOLD_IN.search(t.name)})
     out = []
+    # "employees with no one reporting to them": the table's own reference to itself
+    for m in link.columns:
+        if m.table is subject and m.score >= 0.6 and m.column is not None and any(
+                fk.ref_table == subject.name and fk.columns == [m.column.name]
+                for fk in subject.foreign_keys):
+            out.append((subject, m.column.name, keys[0].name))
+            break
     for child in named.values():
         fk = next((fk for fk in child.foreign_keys if fk.ref_table == subject.name
                    and len(fk.columns) == 1), None)

@@ -21,10 +21,10 @@ from itertools import product
 
 from ..databases.catalog import Column, Table
 from . import asked as cue
-from .context import _stem
-from .linking import Link, Linked, is_people, join_path, label_columns, table_named, word_at
+from .linking import Link, Linked, join_path, label_columns, to_one, word_at
 from .querytext import Query, alias, ident
 from .references import NEVER, SELF_JOIN, referring, self_joins
+from .subjects import group_keys, subjects_of
 
 __all__ = ["Candidate", "candidates"]
 
@@ -67,72 +67,6 @@ def candidates(question: str, link: Link, dialect: str) -> list[Candidate]:
     return ranked
 
 
-def _subjects(question: str, link: Link) -> list[tuple[Table, float]]:
-    """The tables whose rows the question counts or lists, likeliest first."""
-    ranked = link.ranked_tables()
-    if not ranked:
-        return []
-    out: list[tuple[Table, float]] = []
-    q = question.lower()
-    lead = cue.COUNT.search(q) or re.search(r"(?i)\b(which|what|list|name|show|who)\b", q)
-    after = [m for m in link.tables if lead and m.start >= word_at(question, lead.start())]
-    first = list(after or link.tables)
-    while len(first) > 1 and first[1].start == first[0].end:  # "product categories"
-        first = first[1:]
-    if re.match(r"(?i)\s*who\b", q):  # "who is the support rep for ...": a person
-        valued = [t for h in link.hints if (t := table_named(link.snap, h.table)) is not None]
-        named = [m.table for m in link.tables]
-        people = [t for t in valued if is_people(t) and t not in named]
-        people += [m.table for m in first if is_people(m.table)] + [
-            t for t in ranked if is_people(t)]
-        if people:
-            out.append((people[0], 1.0))
-    if first and all(first[0].table is not s for s, _ in out):
-        out.append((first[0].table, 1.0 if not out else 0.9))
-    for i, t in enumerate(ranked):
-        if all(t is not s for s, _ in out):
-            out.append((t, 0.8 - 0.1 * i))
-    return out[:3]
-
-
-
-
-def _group_keys(question: str, link: Link, subject: Table) -> list[tuple[str, object, float]]:
-    """What "each X" / "per X" / "by X" groups by: ("time", fmt), ("col", Linked) or
-    ("table", Table)."""
-    out: list[tuple[str, object, float]] = []
-    limit = cue.limit_of(question.lower())
-    for m in cue.GROUP.finditer(question):
-        if re.match(r"(?i)(by|each|every)\b", question[m.start():]) and not cue.AGG_CUE.search(
-                question):
-            continue  # "sorted by name", "list each country once": no groups without a measure
-        if re.match(r"(?i)by\b", question[m.start():]) and re.search(
-                r"(?i)\b(\w+ed|spent|sold|made|written|bought|paid|done|held|run)\s+$",
-                question[:m.start()]):
-            continue  # "spent by customers from Canada": who did it, not a group
-        start = word_at(question, m.start(1))
-        head = m.group(1).split()[0].lower() if m.group(1).split() else ""
-        if _stem(head) in cue.TIME_UNIT or head in cue.TIME_UNIT:
-            out.append(("time", cue.TIME_UNIT.get(head) or cue.TIME_UNIT[_stem(head)], 1.0))
-            continue
-        ranks_by = limit and re.match(r"(?i)by\b", question[m.start():])
-        for c in cue.resolve(link, subject):
-            if c.start in (start, start + 1) and c.column is not None:
-                if ranks_by and cue.is_numeric(c.column):
-                    continue  # "the 5 largest invoices by total": ordered by it, not grouped
-                out.append(("col", c, c.score))
-        for t in link.tables:
-            if t.start in (start, start + 1) and t.table is not subject:
-                out.append(("table", t.table, t.score))
-    q = question.lower()
-    for word, fmt in cue.TIME_UNIT.items():
-        if not any(k == "time" for k, _, _ in out) and (
-                (re.search(rf"\b{word}\b", q) and word.endswith("ly"))
-                or re.search(rf"\b(which|what)\s+{word}\b", q)):  # "which year had the most"
-            out.append(("time", fmt, 0.9))
-    return out
-
-
 def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
     ask = cue.read(question)
     # "what's the most expensive product": a superlative of a table's rows asks for a row
@@ -146,7 +80,7 @@ def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
         at = word_at(question, m.start())  # "the employee with the earliest hire date"
         if not ask.which and any(t.end == at for t in link.tables):
             ask = replace(ask, which=True)
-    subjects = _subjects(question, link)
+    subjects = subjects_of(question, link)
     if not subjects:
         return []
     out: list[Candidate] = []
@@ -160,7 +94,7 @@ def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
         dates.sort(key=lambda x: (-x[2], x[0] is not subject))
         dfilters = cue.date_filters(question, dates[:2])
         measures = cue.measures(link, subject)
-        groups = _group_keys(question, link, subject)  # the same under every choice of filters
+        groups = group_keys(question, link, subject)  # the same under every choice of filters
         numeric = [(subject, c, 0.3) for c in subject.columns if cue.is_numeric(c)]
         # filters: one choice per value group, each group's alternatives enumerated
         choice_sets: list[list[cue.Filter | None]] = [
@@ -239,7 +173,7 @@ class _Shapes:
     def add(self, qy: Query, select: list[str], score: float, shape: str, *,
             group: list[str] | None = None, order: str | None = None,
             lim: int | None = None, dist: bool = False, where: Sequence[str] = (),
-            having: str | None = None) -> None:
+            having: str | None = None, outer: str | None = None) -> None:
         conds = [_render(f, qy) for f in self.filters] + list(where)
         if not qy.ok:
             return
@@ -255,6 +189,8 @@ class _Shapes:
             sql += " ORDER BY " + order
         if lim:
             sql += f" LIMIT {lim}"
+        if outer:  # one value over the groups: "the average number of tracks per album"
+            sql = f"SELECT {outer} FROM ({qy.finish(sql)}) AS per_group"
         probe = select == ["COUNT(*)"] and not group and bool(self.filters) and all(
             f.value for f in self.filters)
         self.out.append(Candidate(qy.finish(sql), round(score * self.prior, 4), shape,
@@ -348,11 +284,23 @@ class _Shapes:
                 sel, grp, order_key = [col], [col], col
             else:
                 assert isinstance(key, Table)
-                labels = label_columns(key)
+                labels = [c for t, c in self.explicit if t is key and not cue.is_numeric(c)
+                          ] or label_columns(key)  # "show the rep's last name and the total"
                 pk = [c for c in key.columns if c.primary_key] or labels
                 sel, grp = [qy.col(key, c) for c in labels], [qy.col(key, c) for c in pk]
                 order_key = sel[0]
-            for agg, a_score in self._aggs(qy)[:2]:
+                if ask.avg and ask.counting and all(
+                        s < 0.6 or not cue.is_numeric(c) for _, c, s in self.measures):
+                    n = ident("count", self.dialect)
+                    self.add(qy, ["COUNT(*)"], 1.05 * g_score, "group", group=grp,
+                             outer=alias(f"AVG({n})", self.dialect))
+            aggs = self._aggs(qy)[:2]
+            if key is self.subject:  # "how much has each customer spent": a number afar
+                afar = {m.column.name: m for m in self.link.columns if m.column is not None
+                        and m.table is not key and m.score >= 0.6 and cue.is_numeric(m.column)}
+                aggs = [(f"AVG({qy.col(m.table, m.column)})" if ask.avg else qy.sum_of(
+                    m.table, m.column), m.score) for m in list(afar.values())[:1] if m.column]
+            for agg, a_score in aggs:
                 ranked = (ask.superlative and not re.search(r"(?i)\b(each|per|every)\b", q)
                           ) or bool(ask.limit)
                 if ranked or cue.DESC.search(q):
@@ -381,8 +329,8 @@ class _Shapes:
         labels = label_columns(first)
         pk = [c for c in first.columns if c.primary_key] or labels
         for other in link.tables[1:]:
-            if other.table is first:
-                continue
+            if other.table is first or to_one(link.snap, first, other.table):
+                continue  # "the longest track in the Blues genre": one genre per track
             qy = self.query(other.table)
             sel, grp = [qy.col(first, c) for c in labels], [qy.col(first, c) for c in pk]
             aggs = [("COUNT(*)", 1.0)] + [(qy.sum_of(t, c), s)
@@ -411,6 +359,7 @@ class _Shapes:
         sum."""
         ask, link = self.ask, self.link
         bound = cue.kept_if(ask.question)
+        bound_at = m.start() if (m := cue.KEPT_IF.search(ask.question)) else 0
         listed = ask.which or bool(link.tables and link.tables[0].start == 0)  # "artists with"
         if bound is None or not listed or not link.tables or self.filters:
             return
@@ -437,6 +386,19 @@ class _Shapes:
             self.add(qy, [qy.col(first, c) for c in labels], 0.95 if ask.avg else 0.9 * m.score,
                      "group", group=[qy.col(first, c) for c in pk],
                      having=f"{func}({qy.col(m.table, m.column)}) {op} {bar}")
+        # "which countries have more than 5 customers": a column named before the bar
+        # groups the rows the bar counts
+        bar_at = word_at(ask.question, bound_at)
+        for m in link.columns if not (ask.avg or ask.summed) else ():
+            if (m.column is None or m.start >= bar_at or m.score < 0.7
+                    or cue.is_numeric(m.column) or m.column.primary_key
+                    or m.column in label_columns(m.table)
+                    or not (m.table is first or join_path(link.snap, first, m.table))):
+                continue
+            qy = self.query(first)
+            col = qy.col(m.table, m.column)
+            self.add(qy, [col], (1.0 if m.table is first else 0.8) * m.score, "group",
+                     group=[col], having=f"COUNT(*) {op} {value}")
 
     def never(self) -> None:
         """"How many tracks have never been sold", "artists with no albums": the rows of
@@ -449,10 +411,11 @@ class _Shapes:
             col = ident(ref, self.dialect)
             cond = (f"{qy.col(subject, key)} NOT IN (SELECT {col} FROM {qy.name(child)} "
                     f"WHERE {col} IS NOT NULL)")
+            shown = [(t, c) for t, c in self.explicit if not (t is child and c.name == ref)]
             select = ["COUNT(*)"] if ask.counting else [
-                qy.col(t, c) for t, c in self.explicit or [
-                    (subject, c) for c in label_columns(subject)]]
-            self.add(qy, select, 1.05, "never", where=[cond])  # over the plain count
+                qy.col(t, c) for t, c in shown or [(subject, c) for c in label_columns(subject)]]
+            # over the plain count; a table's reference to itself is named by its column
+            self.add(qy, select, 1.1 if child is subject else 1.05, "never", where=[cond])
 
     def most_of_a_column(self) -> None:
         """"Which country has the most customers", "top 3 countries by sales": group the
@@ -499,7 +462,13 @@ class _Shapes:
         every = [word_at(ask.question, m.end()) for m in re.finditer(
             r"(?i)\b(every|each|all)\b(\s+(the|of|our))*", ask.question)]
         each_row = any(t.start == i for i in every for t in self.link.tables)
-        dist = ask.distinct or (values_only and not each_row and not self.filters)
+        # "which cities in the USA have customers": the set of values, even when filtered
+        which_at = {word_at(ask.question, m.end()) for m in re.finditer(
+            r"(?i)\b(which|what)\b", ask.question)}
+        asks_set = any(m.start in which_at and any(m.column is c for _, c in explicit)
+                       for m in self.shown)
+        dist = ask.distinct or (values_only and not each_row and (
+            not self.filters or asks_set))
         if ask.superlative or ask.limit:
             for t, c, s in (self.measures or self.numeric)[:3]:
                 qy2 = self.query()
@@ -520,6 +489,8 @@ class _Shapes:
         base = 0.4 if self.groups else 0.5 if (
             ask.superlative or ask.limit or ask.avg or ask.summed) else (
             0.7 if ask.counting else 0.9)
+        if cue.kept_if(ask.question) and not self.filters:
+            base *= 0.8  # "more than 5" left unread
         self.add(qy, select, base + (0.1 if explicit else 0),
                  "filter" if self.filters else "list", order=order, dist=dist)
         if dist != ask.distinct or (not dist and explicit):

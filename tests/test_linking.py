@@ -254,6 +254,29 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     ("How much has each customer spent? Show the last name and the total.",
      "SELECT c.LastName, SUM(i.Total) FROM Customer c JOIN Invoice i ON i.CustomerId = "
      "c.CustomerId GROUP BY c.CustomerId"),
+    # a filter on many rows per row listed: each row once
+    ("Name the albums that have tracks in the Jazz genre",
+     "SELECT DISTINCT al.Title FROM Album al JOIN Track t ON t.AlbumId = al.AlbumId "
+     "JOIN Genre g ON t.GenreId = g.GenreId WHERE g.Name = 'Jazz'"),
+    # an average per group ranks; a number named twice outweighs one named once
+    ("Which genre has the smallest average file size? Give its name.",
+     "SELECT g.Name FROM Track t JOIN Genre g ON t.GenreId = g.GenreId GROUP BY g.GenreId "
+     "ORDER BY AVG(t.Bytes) ASC LIMIT 1"),
+    ("Which genre has the longest total running time? Give the name.",
+     "SELECT g.Name FROM Track t JOIN Genre g ON t.GenreId = g.GenreId GROUP BY g.GenreId "
+     "ORDER BY SUM(t.Milliseconds) DESC LIMIT 1"),
+    # who made a thing: the maker's table
+    ("who released the album Let There Be Rock",
+     "SELECT ar.Name FROM Album al JOIN Artist ar ON al.ArtistId = ar.ArtistId "
+     "WHERE al.Title = 'Let There Be Rock'"),
+    # a table's reference to itself, named by its column
+    ("Which staff members have no one reporting to them? first and last names",
+     "SELECT FirstName, LastName FROM Employee WHERE EmployeeId NOT IN "
+     "(SELECT ReportsTo FROM Employee WHERE ReportsTo IS NOT NULL)"),
+    # one genre per track: no count per track of its genre
+    ("What is the shortest track in the Jazz genre? Give its name.",
+     "SELECT t.Name FROM Track t JOIN Genre g ON t.GenreId = g.GenreId WHERE g.Name = 'Jazz' "
+     "ORDER BY t.Milliseconds ASC LIMIT 1"),
     # "each" after "use" is no word to search for
     ("How many tracks use each genre? Show genre name and count.",
      "SELECT g.Name, COUNT(*) FROM Track t JOIN Genre g ON t.GenreId = g.GenreId "

@@ -359,12 +359,17 @@ def link(question: str, snap: SchemaSnapshot, *, values: object = None,
     # "the id of ..." matches every key: keep a part-match only where no table is named
     out.columns = [m for m in cols if not (m.column is not None and m.column.name.lower()
                                            in ("id",) and m.score < 1)]
+    if words[:1] == ["name"] and (words[1:2] and (words[1] in _LEADING or words[1].isdigit())):
+        out.columns = [m for m in out.columns if m.start > 0]  # "Name the albums ...": a verb
     # "the total quantity sold": "total" says what to do with the quantity, it is not
     # the invoice's Total column
-    numbers_at = {m.start for m in out.columns if m.score >= 0.9 and m.column is not None
-                  and _NUMBER_TYPE.search(m.column.type or "")}
+    numbers_at: dict[int, list[Column]] = {}
+    for m in out.columns:
+        if m.score >= 0.6 and m.column is not None and _NUMBER_TYPE.search(m.column.type or ""):
+            numbers_at.setdefault(m.start, []).append(m.column)
     out.columns = [replace(m, score=m.score / 2) if m.end - m.start == 1
-                   and words[m.start] in _AGG_WORDS and m.end in numbers_at else m
+                   and words[m.start] in _AGG_WORDS and any(
+                       c is not m.column for c in numbers_at.get(m.end, [])) else m
                    for m in out.columns]
     out.tables.sort(key=lambda m: m.start)
     out.columns.sort(key=lambda m: (m.start, -m.score))

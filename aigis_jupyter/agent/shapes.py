@@ -213,7 +213,8 @@ class _Shapes:
             return
         # "how many different composers": with a column named, hardly every row
         named = any(m.score >= 0.9 for m in self.shown)
-        self.add(self.query(), ["COUNT(*)"], (0.6 if named else 0.8) if ask.distinct else 1.0,
+        plain = 0.85 if NEVER.search(ask.q) else 1.0  # "how many tracks were never sold"
+        self.add(self.query(), ["COUNT(*)"], (0.6 if named else 0.8) if ask.distinct else plain,
                  "count")
         if ask.distinct:
             for m in self.shown:
@@ -333,8 +334,9 @@ class _Shapes:
                 continue  # "the longest track in the Blues genre": one genre per track
             qy = self.query(other.table)
             sel, grp = [qy.col(first, c) for c in labels], [qy.col(first, c) for c in pk]
-            aggs = [("COUNT(*)", 1.0)] + [(qy.sum_of(t, c), s)
-                                           for t, c, s in self.measures[:2] if cue.is_numeric(c)]
+            aggs = [("COUNT(*)", 1.0)] + [
+                (f"AVG({qy.col(t, c)})" if ask.avg else qy.sum_of(t, c), s)  # "largest
+                for t, c, s in self.measures[:2] if cue.is_numeric(c)]  # average file size"
             for agg, a_score in aggs:
                 self.add(qy, sel, 0.95 * a_score, "group", group=grp,
                          order=f"{agg} {ask.direction}", lim=ask.limit or 1)
@@ -345,12 +347,22 @@ class _Shapes:
         far = [m for m in link.columns if m.column is not None and m.table is not first
                and m.score >= 0.6 and cue.is_numeric(m.column) and not m.column.primary_key
                and not own and join_path(link.snap, first, m.table)]
+        # a number named by several words ("largest ... file size") over one named once
+        weight: dict[int, float] = {}
+        for m in far:
+            weight[id(m.column)] = max(weight.get(id(m.column), 0), m.score) + 0.05 * (
+                id(m.column) in weight)
+        far = sorted({id(m.column): m for m in far}.values(),
+                     key=lambda m: -weight[id(m.column)])
         for m in far[:2]:
             assert m.column is not None
             qy = self.query(m.table)
-            self.add(qy, [qy.col(first, c) for c in labels], 0.95 * (0.5 + m.score / 2),
+            agg = f"AVG({qy.col(m.table, m.column)})" if ask.avg else qy.sum_of(m.table,
+                                                                                m.column)
+            w = min(1.0, weight[id(m.column)])
+            self.add(qy, [qy.col(first, c) for c in labels], 0.95 * (0.5 + w / 2),
                      "group", group=[qy.col(first, c) for c in pk],
-                     order=f"{qy.sum_of(m.table, m.column)} {ask.direction}",
+                     order=f"{agg} {ask.direction}",
                      lim=ask.limit or 1)
 
     def kept_groups(self) -> None:
@@ -467,7 +479,11 @@ class _Shapes:
             r"(?i)\b(which|what)\b", ask.question)}
         asks_set = any(m.start in which_at and any(m.column is c for _, c in explicit)
                        for m in self.shown)
-        dist = ask.distinct or (values_only and not each_row and (
+        # "albums that have tracks in the Bossa Nova genre": a filter on many rows per row
+        reads = {id(t): t for t in [subject, *(f.table for f in self.filters)]}
+        fans_out = any(o is not t and not to_one(self.link.snap, t, o)
+                       for t in {id(t): t for t, _ in cols}.values() for o in reads.values())
+        dist = ask.distinct or fans_out or (values_only and not each_row and (
             not self.filters or asks_set))
         if ask.superlative or ask.limit:
             for t, c, s in (self.measures or self.numeric)[:3]:

@@ -11,9 +11,15 @@ import re
 from ..databases.catalog import Table
 from . import asked as cue
 from .context import _stem
-from .linking import Link, is_people, table_named, word_at
+from .linking import Link, is_people, join_path, table_named, word_at
 
 __all__ = ["group_keys", "subjects_of"]
+
+
+#: Verbs of making: "who recorded", "who released" (not "who wrote": a composer or
+#: author is often a column of the thing written).
+MADE = re.compile(r"(?i)\bwho\s+(recorded|made|released|sang|performed|created|produced|"
+                  r"published|directed|designed|built)\b")
 
 
 def subjects_of(question: str, link: Link) -> list[tuple[Table, float]]:
@@ -34,6 +40,9 @@ def subjects_of(question: str, link: Link) -> list[tuple[Table, float]]:
         people = [t for t in valued if is_people(t) and t not in named]
         people += [m.table for m in first if is_people(m.table)] + [
             t for t in ranked if is_people(t)]
+        if MADE.search(q):  # "who recorded the album ...": whoever made it
+            people[:0] = [t for t in link.snap.tables if cue.MAKER.search(t.name)
+                          and any(join_path(link.snap, m.table, t) for m in link.tables)]
         if people:
             out.append((people[0], 1.0))
     if first and all(first[0].table is not s for s, _ in out):

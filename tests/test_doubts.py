@@ -37,6 +37,8 @@ from aigis_jupyter.agent.doubts import UNSURE_LEAD, doubts
     ("How many tracks have never been purchased?",
      "SELECT COUNT(*) FROM Track WHERE TrackId NOT IN (SELECT TrackId FROM InvoiceLine)",
      False),
+    ("What are the playlist names? no duplicates", "SELECT DISTINCT Name FROM Playlist",
+     False),
     ("Customers who don't have a company", "SELECT * FROM Customer WHERE Company IS NULL",
      False),
     ("Show me everything about customers", "SELECT * FROM Customer", False),

@@ -277,6 +277,20 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     ("What is the shortest track in the Jazz genre? Give its name.",
      "SELECT t.Name FROM Track t JOIN Genre g ON t.GenreId = g.GenreId WHERE g.Name = 'Jazz' "
      "ORDER BY t.Milliseconds ASC LIMIT 1"),
+    # rows no row of a linking table refers to
+    ("How many playlists have no tracks?",
+     "SELECT COUNT(*) FROM Playlist WHERE PlaylistId NOT IN (SELECT PlaylistId FROM "
+     "PlaylistTrack)"),
+    ("How many tracks are not in any playlist?",
+     "SELECT COUNT(*) FROM Track WHERE TrackId NOT IN (SELECT TrackId FROM PlaylistTrack)"),
+    # "the employee's last name": the employee's, not the customer's
+    ("How many customers does each employee look after? Show the employee's last name and "
+     "the count.",
+     "SELECT e.LastName, COUNT(*) FROM Employee e JOIN Customer c ON c.SupportRepId = "
+     "e.EmployeeId GROUP BY e.EmployeeId"),
+    # the second sentence says what to show
+    ("Which employees are based in Lethbridge? Give first and last names.",
+     "SELECT FirstName, LastName FROM Employee WHERE City = 'Lethbridge'"),
     # "each" after "use" is no word to search for
     ("How many tracks use each genre? Show genre name and count.",
      "SELECT g.Name, COUNT(*) FROM Track t JOIN Genre g ON t.GenreId = g.GenreId "

@@ -20,7 +20,8 @@ _NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w.,]?\d)|"
 _QUOTED = re.compile(r"(?<!\w)'[^']*'(?!\w)|\"[^\"]*\"|"
                      r"\u2018[^\u2019]*\u2019|\u201c[^\u201d]*\u201d")
 #: Words that ask for what is absent ("never sold", "customers with no invoices").
-_NEGATION = re.compile(r"(?i)\b(never|not|no(?!\.\s*\d)|without|none|nobody|nothing)\b|n't\b")
+_NEGATION = re.compile(r"(?i)\b(never|not|no(?!\.\s*\d|\s+(?:duplicate|repeat|double))|without|"
+                       r"none|nobody|nothing)\b|n't\b")
 #: What a statement that excludes or finds absence is written with.
 _EXCLUDES = re.compile(r"(?i)\bNOT\b|\bIS\s+NULL\b|<>|!=|\bEXCEPT\b|=\s*0(?![.\d])|<\s*1(?![.\d])")
 

@@ -30,7 +30,8 @@ __all__ = ["NEVER", "SELF_JOIN", "referring", "self_joins"]
 #: is surely about it.
 SELF_JOIN = 1.6
 #: "never sold", "no albums", "without orders": rows that nothing refers to
-NEVER = re.compile(r"\b(never|no|without|not\s+any|none\s+of)\b")
+NEVER = re.compile(r"\b(never|no(?!\s+(?:duplicate|repeat|double))|without|"
+                   r"not\s+(?:in\s+|on\s+|part\s+of\s+)?any|none\s+of|not\s+in\s+a)\b")
 #: Where a sale is recorded: "never sold" looks for the lines of an order or invoice.
 SOLD_IN = re.compile(r"(?i)line|item|order|sale|purchase")
 
@@ -104,6 +105,9 @@ def referring(ask: Asked, link: Link, subject: Table) -> list[tuple[Table, str, 
                 for fk in subject.foreign_keys):
             out.append((subject, m.column.name, keys[0].name))
             break
+    # "playlists with no tracks": the table linking the two refers to the subject
+    named.update({id(t): t for t in link.snap.tables for n in list(named.values())
+                  if {f.ref_table for f in t.foreign_keys} >= {subject.name, n.name}})
     for child in named.values():
         fk = next((fk for fk in child.foreign_keys if fk.ref_table == subject.name
                    and len(fk.columns) == 1), None)

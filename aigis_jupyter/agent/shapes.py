@@ -21,6 +21,7 @@ from itertools import product
 
 from ..databases.catalog import Column, Table
 from . import asked as cue
+from . import named_columns as meant
 from .linking import Link, Linked, join_path, label_columns, to_one, word_at
 from .querytext import Query, alias, ident
 from .references import NEVER, SELF_JOIN, referring, self_joins
@@ -93,7 +94,7 @@ def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
                  for t in linked[:3] for c in t.columns if cue.is_date(c)]
         dates.sort(key=lambda x: (-x[2], x[0] is not subject))
         dfilters = cue.date_filters(question, dates[:2])
-        measures = cue.measures(link, subject)
+        measures = meant.measures(link, subject)
         groups = group_keys(question, link, subject)  # the same under every choice of filters
         numeric = [(subject, c, 0.3) for c in subject.columns if cue.is_numeric(c)]
         # filters: one choice per value group, each group's alternatives enumerated
@@ -145,9 +146,9 @@ class _Shapes:
         self.measures = [m for m in measures if id(m[1]) not in used] or measures
         self.numeric = numeric
         # the columns the question asks to see, of the subject or a joined table
-        self.shown = [m for m in cue.resolve(link, subject) if m.score >= 0.7 and (
+        self.shown = [m for m in meant.resolve(link, subject) if m.score >= 0.7 and (
             id(m.column) not in used or m.score >= 0.9)]
-        self.explicit = cue.explicit_columns(ask.question, link, subject, self.shown, ask.ranks)
+        self.explicit = meant.explicit_columns(ask.question, link, subject, self.shown, ask.ranks)
         self.groups = groups
         self.out: list[Candidate] = []
 
@@ -250,7 +251,7 @@ class _Shapes:
         ask = self.ask
         aggs: list[tuple[str, float]] = []
         measured = [(t, c, s) for t, c, s in self.measures if cue.is_numeric(c)] or (
-            cue.far_measures(self.link, self.subject) if ask.avg or ask.summed else [])
+            meant.far_measures(self.link, self.subject) if ask.avg or ask.summed else [])
         if ask.avg:
             aggs += [(f"AVG({qy.col(t, c)})", s) for t, c, s in (
                 measured or [x for x in self.numeric if cue.is_numeric(x[1])])[:2]]
@@ -306,7 +307,7 @@ class _Shapes:
                           ) or bool(ask.limit)
                 if ranked or cue.DESC.search(q):
                     lim = ask.limit or (None if cue.DESC.search(q) or not ranked else 1)
-                    with_value = bool(cue.WITH_VALUE.search(q)) or not lim or (lim > 1 and bool(
+                    with_value = bool(meant.WITH_VALUE.search(q)) or not lim or (lim > 1 and bool(
                         re.search(r"(?i)\bhow\s+many|\bcount|amount", q)))
                     order = f"{agg} {ask.direction}"
                     self.add(qy, [*sel, agg] if with_value else sel, g_score * a_score, "group",
@@ -452,7 +453,7 @@ class _Shapes:
                 aggs.append(("COUNT(*)", 0.9))
             aggs += [(qy.sum_of(t, c), 0.85 * s) for t, c, s in self.measures[:1]
                      if cue.is_numeric(c) and c is not m.column and not ask.avg]
-            with_value = bool(cue.WITH_VALUE.search(q))
+            with_value = bool(meant.WITH_VALUE.search(q))
             for agg, a_score in aggs:
                 self.add(qy, [col, agg] if with_value else [col], a_score * m.score, "group",
                          group=[col], order=f"{agg} {ask.direction}", lim=ask.limit or 1,
@@ -497,7 +498,8 @@ class _Shapes:
                          order=f"{qy2.col(t, c)} {self.order_dir(c)}", lim=ask.limit or 1)
         order = None
         if cue.ASC.search(q) or cue.DESC.search(q):
-            sort = cue.sort_column(ask.question, self.link, subject) or (cols[0] if cols else None)
+            sort = meant.sort_column(ask.question, self.link, subject) or (
+                cols[0] if cols else None)
             plain_asc = cue.ASC.search(q) and not cue.DESC.search(q) and not re.search(
                 r"(?i)oldest|newest|latest|earliest", q)
             if sort is not None:
@@ -507,6 +509,8 @@ class _Shapes:
             0.7 if ask.counting else 0.9)
         if cue.kept_if(ask.question) and not self.filters:
             base *= 0.8  # "more than 5" left unread
+        if NEVER.search(q) and referring(ask, self.link, subject):
+            base *= 0.85  # "not in any playlist" left unread
         self.add(qy, select, base + (0.1 if explicit else 0),
                  "filter" if self.filters else "list", order=order, dist=dist)
         if dist != ask.distinct or (not dist and explicit):

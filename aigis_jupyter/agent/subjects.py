@@ -10,6 +10,7 @@ import re
 
 from ..databases.catalog import Table
 from . import asked as cue
+from . import named_columns as meant
 from .context import _stem
 from .linking import Link, is_people, join_path, table_named, word_at
 
@@ -76,7 +77,7 @@ def group_keys(question: str, link: Link, subject: Table) -> list[tuple[str, obj
             out.append(("time", cue.TIME_UNIT.get(head) or cue.TIME_UNIT[_stem(head)], 1.0))
             continue
         ranks_by = limit and re.match(r"(?i)by\b", question[m.start():])
-        for c in cue.resolve(link, subject):
+        for c in meant.resolve(link, subject):
             if c.start in (start, start + 1) and c.column is not None:
                 if ranks_by and cue.is_numeric(c.column):
                     continue  # "the 5 largest invoices by total": ordered by it, not grouped

@@ -291,6 +291,17 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     # the second sentence says what to show
     ("Which employees are based in Lethbridge? Give first and last names.",
      "SELECT FirstName, LastName FROM Employee WHERE City = 'Lethbridge'"),
+    # rows whose reference to the table named is empty
+    ("How many customers have no support rep?",
+     "SELECT COUNT(*) FROM Customer WHERE SupportRepId IS NULL"),
+    ("Which employees have no manager? first and last names",
+     "SELECT FirstName, LastName FROM Employee WHERE ReportsTo IS NULL"),
+    # "is not empty": a value on file
+    ("Which customers' company is not empty? Give first and last names.",
+     "SELECT FirstName, LastName FROM Customer WHERE Company IS NOT NULL"),
+    # "by each <column>" groups by the column
+    ("total amount billed by each billing city",
+     "SELECT BillingCity, SUM(Total) FROM Invoice GROUP BY BillingCity"),
     # "each" after "use" is no word to search for
     ("How many tracks use each genre? Show genre name and count.",
      "SELECT g.Name, COUNT(*) FROM Track t JOIN Genre g ON t.GenreId = g.GenreId "
@@ -301,6 +312,15 @@ def test_the_chosen_candidate_answers_the_question(chinook, question: str, gold:
 
 
 @pytest.mark.parametrize(("question", "gold"), [
+    # a column used by a filter is shown when asked for
+    ("List products priced above 250 along with their price",
+     "SELECT name, unit_price FROM products WHERE unit_price > 250"),
+    # after a dash, what to show
+    ("customers with the last name Tanaka - first name and city",
+     "SELECT first_name, city FROM customers WHERE last_name = 'Tanaka'"),
+    # "order lines" are the order's items
+    ("How many order lines have a quantity above 3?",
+     "SELECT COUNT(*) FROM order_items WHERE quantity > 3"),
     ("How many products are discontinued?",
      "SELECT COUNT(*) FROM products WHERE discontinued"),
     ("How many payments have a negative amount?",

@@ -86,7 +86,8 @@ UNIT = {"minute": 60_000, "minutes": 60_000, "min": 60_000, "second": 1_000,
 NULL = re.compile(r"(?i)\b(?:no|without|missing|lack(?:ing)?|empty|blank|null)\s+"
                    r"((?:\w+\s*){1,2})")
 NOT_NULL = re.compile(r"(?i)\b(?:have|has|with)\s+(?:a|an|any|some)\s+((?:\w+\s*){1,2})|"
-                       r"\b((?:\w+\s*){1,2})\s+on\s+file\b")
+                       r"\b((?:\w+\s*){1,2})\s+on\s+file\b|"
+                       r"\b(\w+(?:\s+\w+)?)\s+(?:is|are)\s+not\s+(?:empty|blank|null|missing)\b")
 _NOT_A_WORD = frozenset({"more", "less", "fewer", "over", "under", "at", "least", "most",
                         "exactly", "only", "any", "no", "the", "a", "an", "some", "all",
                         "each", "every", "both", "either", "this", "that", "these",

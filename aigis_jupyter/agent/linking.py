@@ -36,6 +36,7 @@ TABLE_WORDS: dict[str, tuple[str, ...]] = {
     "boss": ("employee",), "supervisor": ("employee",), "sale": ("invoice", "order"),
     "purchase": ("invoice", "order"), "bill": ("invoice",), "receipt": ("invoice",),
     "good": ("product",), "article": ("product",), "item": ("product", "item", "line"),
+    "line": ("line", "item"),
     "merchandise": ("product",), "payment": ("payment",), "people": ("employee", "customer"),
 }
 #: Words for measures and attributes; each maps to words a column name may hold.

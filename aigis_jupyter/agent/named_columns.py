@@ -95,7 +95,8 @@ def explicit_columns(question: str, link: Link, subject: Table, shown: list[Link
     start = word_at(question, only.start()) if only else 0
     # "Which employees have the title 'IT Staff'? Give first and last names": the second
     # sentence says what to show
-    give = re.search(r"(?i)[?.;]\s*(?:please\s+)?(?:give|show|list|return|display)\b", question)
+    give = re.search(r"(?i)(?:[?;]|\.(?=\s)|\s[-\u2013\u2014:])\s*(?:please\s+)?(?:give|show|"
+                     r"list|return|display|just|only)?\b", question)
     if give and any(m.start >= word_at(question, give.start()) for m in shown):
         start = max(start, word_at(question, give.start()))
     cols: list[tuple[Table, Column]] = []

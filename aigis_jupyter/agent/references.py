@@ -6,7 +6,9 @@ under two names, `e` (the one who reports) and `m` (the one reported to); the na
 question gives filters one side and the rows of the other are the answer.
 
 Rows that nothing refers to: "tracks never sold", "artists with no albums". The table
-asked about keeps the rows whose key no row of a table referring to it holds.
+asked about keeps the rows whose key no row of a table referring to it holds; or, when it
+refers to the table named ("customers with no support rep"), the rows whose reference is
+empty.
 
 Kept apart from `shapes.py`, whose queries read each table once along a join path.
 """
@@ -20,18 +22,18 @@ from .linking import label_columns
 from .querytext import Query, ident
 
 if TYPE_CHECKING:
-    from ..databases.catalog import Table
+    from ..databases.catalog import Column, Table
     from .asked import Asked, Filter
     from .linking import Link
 
-__all__ = ["NEVER", "SELF_JOIN", "referring", "self_joins"]
+__all__ = ["NEVER", "SELF_JOIN", "empty_references", "referring", "self_joins"]
 
 #: The prior of a self-join: a question about a table's own hierarchy, with its cue words,
 #: is surely about it.
 SELF_JOIN = 1.6
 #: "never sold", "no albums", "without orders": rows that nothing refers to
 NEVER = re.compile(r"\b(never|no(?!\s+(?:duplicate|repeat|double))|without|"
-                   r"not\s+(?:in\s+|on\s+|part\s+of\s+)?any|none\s+of|not\s+in\s+a)\b")
+                   r"not\s+(?:\w+\s+){0,3}?any|none\s+of|not\s+in\s+a)\b")
 #: Where a sale is recorded: "never sold" looks for the lines of an order or invoice.
 SOLD_IN = re.compile(r"(?i)line|item|order|sale|purchase")
 
@@ -61,7 +63,8 @@ def self_joins(ask: Asked, link: Link, subject: Table, filters: list[Filter],
         return f"{alias}.{ident(name, dialect)}"
 
     on = f"{col('e', fk.columns[0])} = {col('m', keys[0].name)}"
-    if not filters and not ask.counting and ABOVE.search(ask.question):
+    if not filters and not ask.counting and ABOVE.search(ask.question) and not NEVER.search(
+            ask.q):
         # "each employee with their manager": every row beside the row it points at
         named = {m.column.name: m.column for m in link.columns if m.table is subject
                  and m.score >= 0.9 and m.column is not None and not m.column.primary_key}
@@ -114,3 +117,16 @@ def referring(ask: Asked, link: Link, subject: Table) -> list[tuple[Table, str, 
         if fk is not None:
             out.append((child, fk.columns[0], keys[0].name))
     return out
+
+
+def empty_references(ask: Asked, link: Link, subject: Table) -> list[Column]:
+    """`subject`'s one-column nullable references to a table the question names (to itself
+    when it asks about a manager): "customers with no support rep", "orders not handled by
+    any sales rep", "employees with no manager" are the rows where it is empty."""
+    named = {m.table.name for m in link.tables if m.table is not subject}
+    if ABOVE.search(ask.question):
+        named.add(subject.name)
+    by_name = {c.name: c for c in subject.columns}
+    refs = [by_name.get(fk.columns[0]) for fk in subject.foreign_keys
+            if len(fk.columns) == 1 and fk.ref_table in named]
+    return [c for c in refs if c is not None and c.nullable]

@@ -24,7 +24,7 @@ from . import asked as cue
 from . import named_columns as meant
 from .linking import Link, Linked, join_path, label_columns, to_one, word_at
 from .querytext import Query, alias, ident
-from .references import NEVER, SELF_JOIN, referring, self_joins
+from .references import NEVER, SELF_JOIN, empty_references, referring, self_joins
 from .subjects import group_keys, subjects_of
 
 __all__ = ["Candidate", "candidates"]
@@ -147,7 +147,8 @@ class _Shapes:
         self.numeric = numeric
         # the columns the question asks to see, of the subject or a joined table
         self.shown = [m for m in meant.resolve(link, subject) if m.score >= 0.7 and (
-            id(m.column) not in used or m.score >= 0.9)]
+            id(m.column) not in used or m.score >= 0.9  # "priced above 250, with their price"
+            or set(link.words[max(0, m.start - 2):m.start]) & meant.SHOW_CUE)]
         self.explicit = meant.explicit_columns(ask.question, link, subject, self.shown, ask.ranks)
         self.groups = groups
         self.out: list[Candidate] = []
@@ -429,6 +430,12 @@ class _Shapes:
                 qy.col(t, c) for t, c in shown or [(subject, c) for c in label_columns(subject)]]
             # over the plain count; a table's reference to itself is named by its column
             self.add(qy, select, 1.1 if child is subject else 1.05, "never", where=[cond])
+        for ref in empty_references(ask, self.link, subject):
+            qy = self.query()
+            select = ["COUNT(*)"] if ask.counting else [
+                qy.col(t, c) for t, c in self.explicit or [
+                    (subject, c) for c in label_columns(subject)]]
+            self.add(qy, select, 1.08, "never", where=[f"{qy.col(subject, ref)} IS NULL"])
 
     def most_of_a_column(self) -> None:
         """"Which country has the most customers", "top 3 countries by sales": group the
@@ -509,7 +516,8 @@ class _Shapes:
             0.7 if ask.counting else 0.9)
         if cue.kept_if(ask.question) and not self.filters:
             base *= 0.8  # "more than 5" left unread
-        if NEVER.search(q) and referring(ask, self.link, subject):
+        if NEVER.search(q) and (referring(ask, self.link, subject)
+                                or empty_references(ask, self.link, subject)):
             base *= 0.85  # "not in any playlist" left unread
         self.add(qy, select, base + (0.1 if explicit else 0),
                  "filter" if self.filters else "list", order=order, dist=dist)

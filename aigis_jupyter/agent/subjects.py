@@ -71,8 +71,10 @@ def group_keys(question: str, link: Link, subject: Table) -> list[tuple[str, obj
                 r"(?i)\b(\w+ed|spent|sold|made|written|bought|paid|done|held|run)\s+$",
                 question[:m.start()]):
             continue  # "spent by customers from Canada": who did it, not a group
-        start = word_at(question, m.start(1))
-        head = m.group(1).split()[0].lower() if m.group(1).split() else ""
+        skip = re.match(r"(?i)(?:(?:each|every|the)\s+)*", m.group(1))  # "by each method"
+        words = m.group(1)[skip.end() if skip else 0:]
+        start = word_at(question, m.start(1) + (skip.end() if skip else 0))
+        head = words.split()[0].lower() if words.split() else ""
         if _stem(head) in cue.TIME_UNIT or head in cue.TIME_UNIT:
             out.append(("time", cue.TIME_UNIT.get(head) or cue.TIME_UNIT[_stem(head)], 1.0))
             continue

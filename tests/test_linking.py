@@ -291,6 +291,14 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     # the second sentence says what to show
     ("Which employees are based in Lethbridge? Give first and last names.",
      "SELECT FirstName, LastName FROM Employee WHERE City = 'Lethbridge'"),
+    # the words of a quoted name are no names of their own
+    ("Which genre does the track 'Princess of the Dawn' belong to?",
+     "SELECT g.Name FROM Track t JOIN Genre g ON t.GenreId = g.GenreId "
+     "WHERE t.Name = 'Princess of the Dawn'"),
+    # "report to <name>": the name is the manager's
+    ("How many staff report to Nancy Edwards?",
+     "SELECT COUNT(*) FROM Employee e JOIN Employee m ON e.ReportsTo = m.EmployeeId "
+     "WHERE m.FirstName = 'Nancy' AND m.LastName = 'Edwards'"),
     # rows whose reference to the table named is empty
     ("How many customers have no support rep?",
      "SELECT COUNT(*) FROM Customer WHERE SupportRepId IS NULL"),

@@ -395,7 +395,10 @@ def _unknown_names(question: str, link_: Link) -> list[str]:
     """Quoted or capitalised phrases that are neither schema names nor indexed values:
     names to try against the text columns ("Led Zeppelin", "Kurt Cobain")."""
     found = [m.group(1).strip() for m in _QUOTED.finditer(question)]
+    quoted = [(m.start(), m.end()) for m in _QUOTED.finditer(question)]
     for start, text in _sentence_parts(question):
+        if any(a <= start < b for a, b in quoted):
+            continue  # a word of "'Balls to the Wall'" is no name of its own
         phrase = re.sub(rf"[{_APOS}]s$", "", text.strip(f" .,/{_APOS}"))
         parts = phrase.split()
         while parts and parts[-1].lower() in ("of", "the", "and", "in", "on", "be", "de", "da"):

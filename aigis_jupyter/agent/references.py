@@ -78,7 +78,7 @@ def self_joins(ask: Asked, link: Link, subject: Table, filters: list[Filter],
     for value in re.findall(r"'((?:[^']|'')*)'", named.sql):
         text = re.sub(re.escape(value.replace("''", "'")), " ", text, flags=re.I)
     under, above = UNDER.search(text), ABOVE.search(text)
-    if under and (not above or under.start() < above.start()):
+    if under and (not above or under.start() <= above.start()):
         side, other = "m", "e"  # the name is the manager's
     elif above:
         side, other = "e", "m"

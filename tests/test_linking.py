@@ -326,6 +326,9 @@ def test_the_chosen_candidate_answers_the_question(chinook, question: str, gold:
     # after a dash, what to show
     ("customers with the last name Tanaka - first name and city",
      "SELECT first_name, city FROM customers WHERE last_name = 'Tanaka'"),
+    # a flag grouped by is no filter
+    ("product count by discontinued flag",
+     "SELECT discontinued, COUNT(*) FROM products GROUP BY discontinued"),
     # "order lines" are the order's items
     ("How many order lines have a quantity above 3?",
      "SELECT COUNT(*) FROM order_items WHERE quantity > 3"),

@@ -108,8 +108,11 @@ def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
         if nfilters:  # "genres with an average length over 5 minutes": maybe a group's bar
             bar = cue.kept_if(question) and not ask.counting
             choice_sets.append(nfilters[:3] + ([None] if bar else []))
+        keys = [k.column for kind, k, _ in groups if kind == "col" and isinstance(k, Linked)]
+        flags = [f for f in cue.flag_filters(link, subject)  # "count by discontinued flag"
+                 if not any(f.column is k for k in keys)]
         for extra in (cue.null_filters(question, link, subject),
-                      cue.flag_filters(link, subject), cue.sign_filters(question, measures),
+                      flags, cue.sign_filters(question, measures),
                       cue.average_filters(question, measures)):
             if extra:
                 choice_sets.append(extra[:2])

@@ -278,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("files", nargs="*", type=Path,
-                    default=[HERE / "chinook_own.jsonl", HERE / "demo_own.jsonl"])
+                    default=[HERE / "chinook_own.jsonl", HERE / "demo_own.jsonl",
+                             HERE / "chinook_later.jsonl"])
     ap.add_argument("--chinook", type=Path, default=SHARED / "data" / "chinook" / "chinook.sqlite")
     ap.add_argument("--demo", type=Path, default=Path("/tmp/qs_demo.sqlite"),
                     help="demo SQLite file (built if missing)")

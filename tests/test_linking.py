@@ -291,6 +291,16 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     # the second sentence says what to show
     ("Which employees are based in Lethbridge? Give first and last names.",
      "SELECT FirstName, LastName FROM Employee WHERE City = 'Lethbridge'"),
+    # "the word X in the title": that column is searched, and not shown
+    ("Which artists have an album with the word 'Greatest' in the title?",
+     "SELECT DISTINCT ar.Name FROM Artist ar JOIN Album al ON al.ArtistId = ar.ArtistId "
+     "WHERE al.Title LIKE '%Greatest%'"),
+    # an average of per-group counts, grouped by a column or by a time unit
+    ("What is the average number of invoices per billing country?",
+     "SELECT AVG(n) FROM (SELECT COUNT(*) AS n FROM Invoice GROUP BY BillingCountry)"),
+    ("What is the average number of invoices per year?",
+     "SELECT AVG(n) FROM (SELECT COUNT(*) AS n FROM Invoice "
+     "GROUP BY strftime('%Y', InvoiceDate))"),
     # the words of a quoted name are no names of their own
     ("Which genre does the track 'Princess of the Dawn' belong to?",
      "SELECT g.Name FROM Track t JOIN Genre g ON t.GenreId = g.GenreId "

@@ -279,6 +279,12 @@ def value_filters(link: Link, question: str) -> list[list[Filter | None]]:
                             x.column is c and x.score >= 0.7 for x in link.columns)):
                         alts.append(Filter(t, f"{{}} LIKE {literal(pat.format(word))}", c, 0.9,
                                            value=True))
+            after = word_at(question, m.end())  # "the word 'Live' in the title": that column
+            there = [f for f in alts if any(x.column is f.column and after <= x.start <= after + 3
+                                            for x in link.columns)]
+            for f in alts:
+                f.score = 1.0 if f in there else 0.7 if there else f.score
+            alts.sort(key=lambda f: -f.score)
             if alts:
                 groups.append([*alts[:4], None])
     return groups
@@ -314,8 +320,12 @@ class Asked:
         return "ASC" if LEAST.search(self.q) and not MOST.search(self.q) else "DESC"
 
 
+#: A quoted name: its words ask for nothing ("the word 'Greatest'" is no superlative).
+QUOTED = re.compile(r"(?<!\w)['\"\u2018\u201c][^'\"\u2019\u201d]+['\"\u2019\u201d](?!\w)")
+
+
 def read(question: str) -> Asked:
-    q = COMPARATIVE.sub("than", NAME_PARTS.sub("name", question.lower()))
+    q = COMPARATIVE.sub("than", NAME_PARTS.sub("name", QUOTED.sub("'…'", question.lower())))
     q = re.sub(r"\b(oldest|earliest|lowest|smallest|cheapest|shortest|least)\s+first\b",
                "ascending", q)
     q = re.sub(r"\b(\w+est|most\s+recent|most)\s+first\b", "descending", q)

@@ -149,9 +149,11 @@ class _Shapes:
         self.measures = [m for m in measures if id(m[1]) not in used] or measures
         self.numeric = numeric
         # the columns the question asks to see, of the subject or a joined table
+        before = {m.start: set(link.words[max(0, m.start - 2):m.start]) for m in link.columns}
         self.shown = [m for m in meant.resolve(link, subject) if m.score >= 0.7 and (
-            id(m.column) not in used or m.score >= 0.9  # "priced above 250, with their price"
-            or set(link.words[max(0, m.start - 2):m.start]) & meant.SHOW_CUE)]
+            id(m.column) not in used  # "priced above 250, with their price" shows it; "with
+            or (m.score >= 0.9 and not before[m.start] & {"in", "on"})  # 'Live' in the
+            or before[m.start] & meant.SHOW_CUE)]  # title" does not
         self.explicit = meant.explicit_columns(ask.question, link, subject, self.shown, ask.ranks)
         self.groups = groups
         self.out: list[Candidate] = []
@@ -295,11 +297,12 @@ class _Shapes:
                 pk = [c for c in key.columns if c.primary_key] or labels
                 sel, grp = [qy.col(key, c) for c in labels], [qy.col(key, c) for c in pk]
                 order_key = sel[0]
-                if ask.avg and ask.counting and all(
-                        s < 0.6 or not cue.is_numeric(c) for _, c, s in self.measures):
-                    n = ident("count", self.dialect)
-                    self.add(qy, ["COUNT(*)"], 1.05 * g_score, "group", group=grp,
-                             outer=alias(f"AVG({n})", self.dialect))
+            if ask.avg and ask.counting and all(
+                    s < 0.6 or not cue.is_numeric(c) for _, c, s in self.measures):
+                n = ident("count", self.dialect)  # "the average number of tracks per album"
+                self.add(qy, ["COUNT(*)"], 1.05 * g_score, "group", outer=alias(
+                    f"AVG({n})", self.dialect), group=[sel[0].split(" AS ")[0]] if kind ==
+                    "time" else grp)
             aggs = self._aggs(qy)[:2]
             if key is self.subject:  # "how much has each customer spent": a number afar
                 afar = {m.column.name: m for m in self.link.columns if m.column is not None

@@ -301,6 +301,21 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     ("What is the average number of invoices per year?",
      "SELECT AVG(n) FROM (SELECT COUNT(*) AS n FROM Invoice "
      "GROUP BY strftime('%Y', InvoiceDate))"),
+    # the rows others point at
+    ("Which staff members manage other employees? first and last names",
+     "SELECT DISTINCT m.FirstName, m.LastName FROM Employee e JOIN Employee m "
+     "ON e.ReportsTo = m.EmployeeId"),
+    # counted through a one-to-many filter: each row once
+    ("How many invoices contain at least one track from the Blues genre?",
+     "SELECT COUNT(DISTINCT il.InvoiceId) FROM InvoiceLine il JOIN Track t "
+     "ON il.TrackId = t.TrackId JOIN Genre g ON t.GenreId = g.GenreId WHERE g.Name = 'Blues'"),
+    # listed through a one-to-many filter: each row once, two rows of one name both kept
+    ("Which playlists include the song 'Enter Sandman'?",
+     "SELECT p.Name FROM Playlist p WHERE p.PlaylistId IN (SELECT pt.PlaylistId FROM "
+     "PlaylistTrack pt JOIN Track t ON t.TrackId = pt.TrackId WHERE t.Name = 'Enter Sandman')"),
+    # a quoted word is searched for, whatever word it is; by the column named before
+    ("List the artists whose name starts with 'The'.",
+     "SELECT Name FROM Artist WHERE Name LIKE 'The%'"),
     # the words of a quoted name are no names of their own
     ("Which genre does the track 'Princess of the Dawn' belong to?",
      "SELECT g.Name FROM Track t JOIN Genre g ON t.GenreId = g.GenreId "

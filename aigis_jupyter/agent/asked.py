@@ -266,10 +266,11 @@ def value_filters(link: Link, question: str) -> list[list[Filter | None]]:
             sure = [] if owner or made_by else [None]
             groups.append([*sorted(alts, key=lambda f: -f.score)[:4], *sure])
     for pat, cue in LIKE:
-        m = re.search(rf"(?i)\b(?:{cue})\s+(?:the\s+(?:word|letter)\s+)?['\"]?([\w-]+)['\"]?",
+        m = re.search(rf"(?i)\b(?:{cue})\s+(?:the\s+(?:word|letter)\s+)?(['\"]?)([\w-]+)['\"]?",
                       question)
-        if m and m.group(1).lower() not in _NOT_A_WORD:  # "contain more than 1000 tracks"
-            word = m.group(1)
+        if m and (m.group(1) or m.group(2).lower() not in _NOT_A_WORD):  # "contain more
+            # than 1000 tracks" is no word to search for; "starts with 'The'" is
+            word = m.group(2)
             alts = []
             tables = {id(x.table): x.table for x in link.tables}
             tables.update({id(x.table): x.table for x in link.columns if x.score >= 0.9})
@@ -279,9 +280,12 @@ def value_filters(link: Link, question: str) -> list[list[Filter | None]]:
                             x.column is c and x.score >= 0.7 for x in link.columns)):
                         alts.append(Filter(t, f"{{}} LIKE {literal(pat.format(word))}", c, 0.9,
                                            value=True))
-            after = word_at(question, m.end())  # "the word 'Live' in the title": that column
-            there = [f for f in alts if any(x.column is f.column and after <= x.start <= after + 3
-                                            for x in link.columns)]
+            # "the word 'Live' in the title", "whose name starts with 'The'": that column
+            after, cue_at = word_at(question, m.end()), word_at(question, m.start())
+            there = [f for f in alts if any(x.column is f.column and (
+                after <= x.start <= after + 3
+                or (cue_at - 2 <= x.end <= cue_at and id(x.table) in named))
+                for x in link.columns)]
             for f in alts:
                 f.score = 1.0 if f in there else 0.7 if there else f.score
             alts.sort(key=lambda f: -f.score)

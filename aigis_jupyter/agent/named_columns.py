@@ -15,8 +15,8 @@ from .asked import is_date, is_numeric
 from .context import _stem
 from .linking import Link, Linked, is_people, join_path, label_columns, word_at
 
-__all__ = ["WITH_VALUE", "explicit_columns", "far_measures", "measures", "resolve",
-           "sort_column"]
+__all__ = ["WITH_VALUE", "explicit_columns", "far_measures", "measures", "numbers_afar",
+           "resolve", "sort_column"]
 
 
 WITH_VALUE = re.compile(r"(?i)\b(with|and)\s+(the|their|its)?\s*(amount|count|number|total|"
@@ -143,3 +143,23 @@ def sort_column(question: str, link: Link, subject: Table) -> tuple[Table, Colum
         if c.column is not None and (is_date(c.column) or is_numeric(c.column)):
             return c.table, c.column
     return None
+
+
+def numbers_afar(link: Link, first: Table) -> tuple[list[Linked], dict[int, float]]:
+    """"Which customer has spent the most", "which media type has the largest average file
+    size": numbers of other tables the question names, each once, and how surely (by
+    `id` of each); a number
+    named by several words ("largest ... file size") outranks one named once. None when
+    `first` has a number of its own named ("the track with the largest file size")."""
+    if any(m.table is first and m.column is not None and is_numeric(m.column)
+           for m in link.columns):
+        return [], {}
+    far = [m for m in link.columns if m.column is not None and m.table is not first
+           and m.score >= 0.6 and is_numeric(m.column) and not m.column.primary_key
+           and join_path(link.snap, first, m.table)]
+    weight: dict[int, float] = {}
+    for m in far:
+        weight[id(m.column)] = max(weight.get(id(m.column), 0), m.score) + 0.05 * (
+            id(m.column) in weight)
+    best = sorted({id(m.column): m for m in far}.values(), key=lambda m: -weight[id(m.column)])
+    return best, {id(m): min(1.0, weight[id(m.column)]) for m in best}

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .asked import Asked, Filter
     from .linking import Link
 
-__all__ = ["NEVER", "SELF_JOIN", "empty_references", "referring", "self_joins"]
+__all__ = ["NEVER", "SELF_JOIN", "absences", "empty_references", "referring", "self_joins"]
 
 #: The prior of a self-join: a question about a table's own hierarchy, with its cue words,
 #: is surely about it.
@@ -42,6 +42,10 @@ SOLD_IN = re.compile(r"(?i)line|item|order|sale|purchase")
 UNDER = re.compile(r"(?i)\b(?:reports?|reporting|reported)\s+(?:directly\s+)?to\s+|"
                    r"\b(?:managed|supervised|led)\s+by\s+|\bwork(?:s|ing)?\s+(?:under|for)\s+|"
                    r"\b(?:does|do|did)\b.*\b(?:manage|supervise|lead)\b")
+#: "which employees manage others", "how many staff supervise someone": those pointed at.
+MANAGES = re.compile(r"\b(?:manage|manages|supervise|supervises|lead|leads)\s+(?:other|others|"
+                     r"another|someone|somebody|anyone|any|at\s+least\s+one|a\s+team|people)\b|"
+                     r"\bhave\s+(?:direct\s+)?reports\b")
 #: "Jane Peacock's manager", "who does Jane report to": the name is the report's.
 ABOVE = re.compile(r"(?i)\b(manager|boss|supervisor|superior)\b|\breports?\s+to\s*\??\s*$|"
                    r"\bwho\s+(?:manages|supervises|leads)\b")
@@ -63,6 +67,12 @@ def self_joins(ask: Asked, link: Link, subject: Table, filters: list[Filter],
         return f"{alias}.{ident(name, dialect)}"
 
     on = f"{col('e', fk.columns[0])} = {col('m', keys[0].name)}"
+    if not filters and MANAGES.search(ask.q) and not NEVER.search(ask.q):
+        # "which employees manage other employees": the rows others point at
+        inner = f"SELECT {col('x', fk.columns[0])} FROM {table} AS x"
+        shown = "COUNT(*)" if ask.counting else ", ".join(
+            col("e", c.name) for c in label_columns(subject))
+        return [f"SELECT {shown} FROM {table} AS e WHERE {col('e', keys[0].name)} IN ({inner})"]
     if not filters and not ask.counting and ABOVE.search(ask.question) and not NEVER.search(
             ask.q):
         # "each employee with their manager": every row beside the row it points at
@@ -130,3 +140,20 @@ def empty_references(ask: Asked, link: Link, subject: Table) -> list[Column]:
     refs = [by_name.get(fk.columns[0]) for fk in subject.foreign_keys
             if len(fk.columns) == 1 and fk.ref_table in named]
     return [c for c in refs if c is not None and c.nullable]
+
+
+def absences(ask: Asked, link: Link, subject: Table, qy: Query
+             ) -> list[tuple[str, float, tuple[str, str] | None]]:
+    """(condition, prior, the referring column not to show) for each way a row of `subject`
+    can have nothing: no row of a table referring to it points at it (a table's reference
+    to itself, named by its column, first), or its own reference to the table named is
+    empty."""
+    out: list[tuple[str, float, tuple[str, str] | None]] = []
+    for child, ref, key in referring(ask, link, subject):
+        col = ident(ref, qy.dialect)
+        out.append((f"{qy.col(subject, key)} NOT IN (SELECT {col} FROM {qy.name(child)} "
+                    f"WHERE {col} IS NOT NULL)", 1.1 if child is subject else 1.05,
+                    (child.name, ref)))
+    out += [(f"{qy.col(subject, c)} IS NULL", 1.08, None)
+            for c in empty_references(ask, link, subject)]
+    return out

@@ -24,7 +24,7 @@ from . import asked as cue
 from . import named_columns as meant
 from .linking import Link, Linked, join_path, label_columns, to_one, word_at
 from .querytext import Query, alias, ident
-from .references import NEVER, SELF_JOIN, empty_references, referring, self_joins
+from .references import NEVER, SELF_JOIN, absences, empty_references, referring, self_joins
 from .subjects import group_keys, subjects_of
 
 __all__ = ["Candidate", "candidates"]
@@ -221,8 +221,13 @@ class _Shapes:
         # "how many different composers": with a column named, hardly every row
         named = any(m.score >= 0.9 for m in self.shown)
         plain = 0.85 if NEVER.search(ask.q) else 1.0  # "how many tracks were never sold"
-        self.add(self.query(), ["COUNT(*)"], (0.6 if named else 0.8) if ask.distinct else plain,
-                 "count")
+        qy = self.query()
+        keys = [c for c in self.subject.columns if c.primary_key]
+        # "how many invoices include a Jazz track": each invoice once, however many lines
+        rows = f"COUNT(DISTINCT {qy.col(self.subject, keys[0])})" if len(keys) == 1 and any(
+            not to_one(self.link.snap, self.subject, f.table) for f in self.filters
+            if f.table is not self.subject) else "COUNT(*)"
+        self.add(qy, [rows], (0.6 if named else 0.8) if ask.distinct else plain, "count")
         if ask.distinct:
             for m in self.shown:
                 assert m.column is not None
@@ -342,7 +347,7 @@ class _Shapes:
                 continue  # "the longest track in the Blues genre": one genre per track
             qy = self.query(other.table)
             sel, grp = [qy.col(first, c) for c in labels], [qy.col(first, c) for c in pk]
-            aggs = [("COUNT(*)", 1.0)] + [
+            aggs = [("COUNT(*)", 1.0 if ask.most or ask.counting else 0.8)] + [
                 (f"AVG({qy.col(t, c)})" if ask.avg else qy.sum_of(t, c), s)  # "largest
                 for t, c, s in self.measures[:2] if cue.is_numeric(c)]  # average file size"
             for agg, a_score in aggs:
@@ -350,25 +355,13 @@ class _Shapes:
                          order=f"{agg} {ask.direction}", lim=ask.limit or 1)
         # "which customer has spent the most", "which media type sold the most units": a
         # measure word for a number in another table, summed per row of the table asked about
-        own = any(m.table is first and m.column is not None and cue.is_numeric(m.column)
-                  for m in link.columns)  # "the track with the largest file size"
-        far = [m for m in link.columns if m.column is not None and m.table is not first
-               and m.score >= 0.6 and cue.is_numeric(m.column) and not m.column.primary_key
-               and not own and join_path(link.snap, first, m.table)]
-        # a number named by several words ("largest ... file size") over one named once
-        weight: dict[int, float] = {}
-        for m in far:
-            weight[id(m.column)] = max(weight.get(id(m.column), 0), m.score) + 0.05 * (
-                id(m.column) in weight)
-        far = sorted({id(m.column): m for m in far}.values(),
-                     key=lambda m: -weight[id(m.column)])
+        far, weight = meant.numbers_afar(link, first)
         for m in far[:2]:
             assert m.column is not None
             qy = self.query(m.table)
             agg = f"AVG({qy.col(m.table, m.column)})" if ask.avg else qy.sum_of(m.table,
                                                                                 m.column)
-            w = min(1.0, weight[id(m.column)])
-            self.add(qy, [qy.col(first, c) for c in labels], 0.95 * (0.5 + w / 2),
+            self.add(qy, [qy.col(first, c) for c in labels], 0.95 * (0.5 + weight[id(m)] / 2),
                      "group", group=[qy.col(first, c) for c in pk],
                      order=f"{agg} {ask.direction}",
                      lim=ask.limit or 1)
@@ -426,22 +419,12 @@ class _Shapes:
         ask, subject = self.ask, self.subject
         if self.filters or self.groups or not NEVER.search(ask.q):
             return
-        for child, ref, key in referring(ask, self.link, subject):
-            qy = self.query()
-            col = ident(ref, self.dialect)
-            cond = (f"{qy.col(subject, key)} NOT IN (SELECT {col} FROM {qy.name(child)} "
-                    f"WHERE {col} IS NOT NULL)")
-            shown = [(t, c) for t, c in self.explicit if not (t is child and c.name == ref)]
+        qy = self.query()
+        for cond, score, hidden in absences(ask, self.link, subject, qy):
+            shown = [(t, c) for t, c in self.explicit if (t.name, c.name) != hidden]
             select = ["COUNT(*)"] if ask.counting else [
                 qy.col(t, c) for t, c in shown or [(subject, c) for c in label_columns(subject)]]
-            # over the plain count; a table's reference to itself is named by its column
-            self.add(qy, select, 1.1 if child is subject else 1.05, "never", where=[cond])
-        for ref in empty_references(ask, self.link, subject):
-            qy = self.query()
-            select = ["COUNT(*)"] if ask.counting else [
-                qy.col(t, c) for t, c in self.explicit or [
-                    (subject, c) for c in label_columns(subject)]]
-            self.add(qy, select, 1.08, "never", where=[f"{qy.col(subject, ref)} IS NULL"])
+            self.add(qy, select, score, "never", where=[cond])  # over the plain count
 
     def most_of_a_column(self) -> None:
         """"Which country has the most customers", "top 3 countries by sales": group the
@@ -497,8 +480,15 @@ class _Shapes:
         reads = {id(t): t for t in [subject, *(f.table for f in self.filters)]}
         fans_out = any(o is not t and not to_one(self.link.snap, t, o)
                        for t in {id(t): t for t, _ in cols}.values() for o in reads.values())
-        dist = ask.distinct or fans_out or (values_only and not each_row and (
+        dist = ask.distinct or (values_only and not each_row and (
             not self.filters or asks_set))
+        shown_in = {id(t): t for t, _ in cols}
+        one = next(iter(shown_in.values())) if len(shown_in) == 1 else None
+        keys = [c for c in one.columns if c.primary_key] if one is not None else []
+        # each row once, not each name once: two playlists may share a name
+        by_row = [qy.col(one, keys[0])] if fans_out and one is not None and len(keys) == 1 and (
+            not values_only) and not ask.distinct else None
+        dist = dist or (fans_out and not by_row)
         if ask.superlative or ask.limit:
             for t, c, s in (self.measures or self.numeric)[:3]:
                 qy2 = self.query()
@@ -526,6 +516,6 @@ class _Shapes:
                                 or empty_references(ask, self.link, subject)):
             base *= 0.85  # "not in any playlist" left unread
         self.add(qy, select, base + (0.1 if explicit else 0),
-                 "filter" if self.filters else "list", order=order, dist=dist)
+                 "filter" if self.filters else "list", order=order, dist=dist, group=by_row)
         if dist != ask.distinct or (not dist and explicit):
             self.add(qy, select, base - 0.15, "list", order=order, dist=not dist)

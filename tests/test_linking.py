@@ -316,6 +316,9 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     # a quoted word is searched for, whatever word it is; by the column named before
     ("List the artists whose name starts with 'The'.",
      "SELECT Name FROM Artist WHERE Name LIKE 'The%'"),
+    # a quoted value the index holds is no person's name as well
+    ("How many employees have the title 'IT Staff'?",
+     "SELECT COUNT(*) FROM Employee WHERE Title = 'IT Staff'"),
     # the words of a quoted name are no names of their own
     ("Which genre does the track 'Princess of the Dawn' belong to?",
      "SELECT g.Name FROM Track t JOIN Genre g ON t.GenreId = g.GenreId "

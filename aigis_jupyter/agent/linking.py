@@ -394,7 +394,9 @@ def _sentence_parts(question: str) -> Iterator[tuple[int, str]]:
 def _unknown_names(question: str, link_: Link) -> list[str]:
     """Quoted or capitalised phrases that are neither schema names nor indexed values:
     names to try against the text columns ("Led Zeppelin", "Kurt Cobain")."""
-    found = [m.group(1).strip() for m in _QUOTED.finditer(question)]
+    known = {h.said.lower() for h in link_.hints}  # the value index found them already
+    found = [q for m in _QUOTED.finditer(question) if (q := m.group(1).strip()).lower()
+             not in known]
     quoted = [(m.start(), m.end()) for m in _QUOTED.finditer(question)]
     for start, text in _sentence_parts(question):
         if any(a <= start < b for a, b in quoted):
@@ -417,7 +419,7 @@ def _unknown_names(question: str, link_: Link) -> list[str]:
         schema_words = {s for t, seq in _index(link_.snap).tables for s in seq}
         if stems <= schema_words | set(TABLE_WORDS) | {"id"}:
             continue
-        if any(h.said.lower() == phrase.lower() for h in link_.hints):
+        if phrase.lower() in known:
             continue
         found.append(phrase)
     return found

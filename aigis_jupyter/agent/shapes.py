@@ -198,8 +198,8 @@ class _Shapes:
             sql += f" LIMIT {lim}"
         if outer:  # one value over the groups: "the average number of tracks per album"
             sql = f"SELECT {outer} FROM ({qy.finish(sql)}) AS per_group"
-        probe = select == ["COUNT(*)"] and not group and bool(self.filters) and all(
-            f.value for f in self.filters)
+        probe = len(select) == 1 and select[0].startswith("COUNT(") and not group and bool(
+            self.filters) and all(f.value for f in self.filters)
         self.out.append(Candidate(qy.finish(sql), round(score * self.prior, 4), shape,
                                   values=sum(f.value for f in self.filters), probe=probe))
 

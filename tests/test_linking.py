@@ -316,6 +316,20 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     # a quoted word is searched for, whatever word it is; by the column named before
     ("List the artists whose name starts with 'The'.",
      "SELECT Name FROM Artist WHERE Name LIKE 'The%'"),
+    # four joins away: customers, invoices, lines, tracks, genres
+    ("How many different customers bought tracks from the Blues genre?",
+     "SELECT COUNT(DISTINCT i.CustomerId) FROM Invoice i JOIN InvoiceLine il "
+     "ON il.InvoiceId = i.InvoiceId JOIN Track t ON il.TrackId = t.TrackId "
+     "JOIN Genre g ON t.GenreId = g.GenreId WHERE g.Name = 'Blues'"),
+    # a group's bar beside a filter on a value
+    ("List the albums by Iron Maiden that have more than 15 tracks. Give titles.",
+     "SELECT al.Title FROM Album al JOIN Artist ar ON al.ArtistId = ar.ArtistId JOIN Track t "
+     "ON t.AlbumId = al.AlbumId WHERE ar.Name = 'Iron Maiden' GROUP BY al.AlbumId "
+     "HAVING COUNT(*) > 15"),
+    # "the most popular ... by number of": the count ranks
+    ("What is the most popular media type by number of tracks?",
+     "SELECT m.Name FROM MediaType m JOIN Track t ON t.MediaTypeId = m.MediaTypeId "
+     "GROUP BY m.MediaTypeId ORDER BY COUNT(*) DESC LIMIT 1"),
     # a quoted value the index holds is no person's name as well
     ("How many employees have the title 'IT Staff'?",
      "SELECT COUNT(*) FROM Employee WHERE Title = 'IT Staff'"),

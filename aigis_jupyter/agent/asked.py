@@ -234,6 +234,8 @@ def value_filters(link: Link, question: str) -> list[list[Filter | None]]:
         for t in link.snap.tables:
             near = 1.0 if id(t) in named or (made_by and MAKER.search(t.name)) else (
                 0.8 if id(t) in beside else 0.5)
+            if made_by and not MAKER.search(t.name):
+                near *= 0.8  # "albums by Metallica": the maker's name, not an album's
             cols = {c.name.lower().replace("_", ""): c for c in t.columns}
             parts = phrase.split()
             if len(parts) >= 2 and "firstname" in cols and "lastname" in cols:
@@ -337,7 +339,8 @@ def read(question: str) -> Asked:
     return Asked(
         question=question, q=q,
         counting=bool(COUNT.search(q)) and not (
-            RANKING_COUNT.search(q) and limit_of(q) and not re.search(r"\bhow\s+many\b", q)),
+            RANKING_COUNT.search(q) and (limit_of(q) or superlative)
+            and not re.search(r"\bhow\s+many\b", q)),
         distinct=bool(DISTINCT.search(q)), avg=bool(AVG.search(q)),
         summed=bool(SUM.search(q)) and not RANKED_TOTAL.search(q), limit=limit_of(q),
         which=bool(WHICH.search(q)), superlative=superlative,

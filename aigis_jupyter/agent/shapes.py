@@ -374,7 +374,8 @@ class _Shapes:
         bound = cue.kept_if(ask.question)
         bound_at = m.start() if (m := cue.KEPT_IF.search(ask.question)) else 0
         listed = ask.which or bool(link.tables and link.tables[0].start == 0)  # "artists with"
-        if bound is None or not listed or not link.tables or self.filters:
+        if bound is None or not listed or not link.tables or any(  # "albums by Metallica
+                f.value is False for f in self.filters):  # with more than 10 tracks": by value
             return
         first = link.tables[0].table
         op, n, unit = bound
@@ -510,7 +511,7 @@ class _Shapes:
         base = 0.4 if self.groups else 0.5 if (
             ask.superlative or ask.limit or ask.avg or ask.summed) else (
             0.7 if ask.counting else 0.9)
-        if cue.kept_if(ask.question) and not self.filters:
+        if cue.kept_if(ask.question) and all(f.value for f in self.filters):
             base *= 0.8  # "more than 5" left unread
         if NEVER.search(q) and (referring(ask, self.link, subject)
                                 or empty_references(ask, self.link, subject)):

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from ..databases.catalog import Column, Table
 from .context import _stem, _words
-from .linking import Link, label_columns, neighbours, word_at
+from .doubts import QUOTED
+from .linking import NUMBER_TYPE, Link, label_columns, neighbours, word_at
 
 
 def literal(value: object) -> str:
@@ -127,7 +128,7 @@ def limit_of(question: str) -> int | None:
 
 
 def is_numeric(c: Column) -> bool:
-    return bool(re.search(r"(?i)int|real|num|dec|float|double|money", c.type or "")) and not (
+    return bool(NUMBER_TYPE.search(c.type or "")) and not (
         c.primary_key or re.search(r"(?i)(^id$|_id$|[a-z]Id$)", c.name))
 
 
@@ -324,10 +325,6 @@ class Asked:
     @property
     def direction(self) -> str:
         return "ASC" if LEAST.search(self.q) and not MOST.search(self.q) else "DESC"
-
-
-#: A quoted name: its words ask for nothing ("the word 'Greatest'" is no superlative).
-QUOTED = re.compile(r"(?<!\w)['\"\u2018\u201c][^'\"\u2019\u201d]+['\"\u2019\u201d](?!\w)")
 
 
 def read(question: str) -> Asked:

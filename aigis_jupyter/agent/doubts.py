@@ -17,8 +17,9 @@ _AVERAGE = re.compile(r"(?i)\b(average|avg|mean)\b")
 #: A number the question states (not one inside a quoted name, a word or a date part).
 _NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w.,]?\d)|"
                      r"(?<![\w.,])\d+(?:\.\d+)?(?![\w]|[.,]\d)")
-_QUOTED = re.compile(r"(?<!\w)'[^']*'(?!\w)|\"[^\"]*\"|"
-                     r"\u2018[^\u2019]*\u2019|\u201c[^\u201d]*\u201d")
+#: A quoted name: its words ask for nothing ("the word 'Greatest'" is no superlative, the
+#: 5 of "'Symphony No. 5'" no number).
+QUOTED = re.compile(r"(?<!\w)['\"\u2018\u201c][^'\"\u2019\u201d]+['\"\u2019\u201d](?!\w)")
 #: Words that ask for what is absent ("never sold", "customers with no invoices").
 _NEGATION = re.compile(r"(?i)\b(never|not|no(?!\.\s*\d|\s+(?:duplicate|repeat|double))|without|"
                        r"none|nobody|nothing)\b|n't\b")
@@ -64,7 +65,7 @@ def doubts(question: str, sql: str, dialect: str | None = None) -> list[str]:
     unused = _unused_numbers(question or "", sql)
     if unused:
         out.append(f"the question mentions {' and '.join(unused)}, which the query does not use")
-    if _NEGATION.search(_QUOTED.sub(" ", question or "")) and not _EXCLUDES.search(sql):
+    if _NEGATION.search(QUOTED.sub(" ", question or "")) and not _EXCLUDES.search(sql):
         out.append("the question asks about something absent (never, no, not, without), "
                    "but the query excludes nothing")
     return out
@@ -78,7 +79,7 @@ def _unused_numbers(question: str, sql: str) -> list[str]:
     """The question's numbers that appear nowhere in the statement ("more than 5"
     answered by a query with no 5 in it answers another question)."""
     used = {float(n) for n in re.findall(r"\d+(?:\.\d+)?", sql)}
-    return [text for value, text in _numbers(_QUOTED.sub(" ", question)).items()
+    return [text for value, text in _numbers(QUOTED.sub(" ", question)).items()
             if value not in used]
 
 

@@ -294,7 +294,8 @@ def _find(seq: tuple[str, ...], stems: list[str], alts: list[set[str]],
     return out
 
 
-_NUMBER_TYPE = re.compile(r"(?i)int|real|num|dec|float|double|money")
+#: Column types that hold numbers.
+NUMBER_TYPE = re.compile(r"(?i)int|real|num|dec|float|double|money")
 #: Words that aggregate the column named after them.
 _AGG_WORDS = frozenset({"total", "sum", "average", "mean", "max", "maximum", "min", "minimum"})
 
@@ -366,7 +367,7 @@ def link(question: str, snap: SchemaSnapshot, *, values: object = None,
     # the invoice's Total column
     numbers_at: dict[int, list[Column]] = {}
     for m in out.columns:
-        if m.score >= 0.6 and m.column is not None and _NUMBER_TYPE.search(m.column.type or ""):
+        if m.score >= 0.6 and m.column is not None and NUMBER_TYPE.search(m.column.type or ""):
             numbers_at.setdefault(m.start, []).append(m.column)
     out.columns = [replace(m, score=m.score / 2) if m.end - m.start == 1
                    and words[m.start] in _AGG_WORDS and any(

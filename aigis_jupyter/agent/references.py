@@ -3,7 +3,9 @@
 A table that refers to itself: "who is Jane Peacock's manager", "which employees report to
 Nancy Edwards". Its own foreign key (`Employee.ReportsTo` -> `Employee`) joins it to itself
 under two names, `e` (the one who reports) and `m` (the one reported to); the name the
-question gives filters one side and the rows of the other are the answer.
+question gives filters one side and the rows of the other are the answer; with no name,
+each row beside the one it points at ("every employee and their manager"), or the rows
+others point at ("which employees manage others").
 
 Rows that nothing refers to: "tracks never sold", "artists with no albums". The table
 asked about keeps the rows whose key no row of a table referring to it holds; or, when it

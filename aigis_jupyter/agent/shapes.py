@@ -289,25 +289,25 @@ class _Shapes:
                     continue
                 name = "month" if "%m" in str(key) and "%d" not in str(key) else (
                     "day" if "%d" in str(key) else "year")
-                sel = [f"strftime('{key}', {qy.col(d[0], d[1])}) AS {name}"]
-                grp, order_key = [name], name
+                expr = f"strftime('{key}', {qy.col(d[0], d[1])})"
+                sel, grp, order_key, inner = [f"{expr} AS {name}"], [name], name, [expr]
             elif kind == "col":
                 assert isinstance(key, Linked) and key.column is not None
                 col = qy.col(key.table, key.column)
                 sel, grp, order_key = [col], [col], col
+                inner = grp
             else:
                 assert isinstance(key, Table)
                 labels = [c for t, c in self.explicit if t is key and not cue.is_numeric(c)
                           ] or label_columns(key)  # "show the rep's last name and the total"
                 pk = [c for c in key.columns if c.primary_key] or labels
                 sel, grp = [qy.col(key, c) for c in labels], [qy.col(key, c) for c in pk]
-                order_key = sel[0]
+                order_key, inner = sel[0], grp
             if ask.avg and ask.counting and all(
                     s < 0.6 or not cue.is_numeric(c) for _, c, s in self.measures):
                 n = ident("count", self.dialect)  # "the average number of tracks per album"
-                self.add(qy, ["COUNT(*)"], 1.05 * g_score, "group", outer=alias(
-                    f"AVG({n})", self.dialect), group=[sel[0].split(" AS ")[0]] if kind ==
-                    "time" else grp)
+                self.add(qy, ["COUNT(*)"], 1.05 * g_score, "group", group=inner,
+                         outer=alias(f"AVG({n})", self.dialect))
             aggs = self._aggs(qy)[:2]
             if key is self.subject:  # "how much has each customer spent": a number afar
                 afar = {m.column.name: m for m in self.link.columns if m.column is not None
@@ -372,7 +372,7 @@ class _Shapes:
         sum."""
         ask, link = self.ask, self.link
         bound = cue.kept_if(ask.question)
-        bound_at = m.start() if (m := cue.KEPT_IF.search(ask.question)) else 0
+        kept = cue.KEPT_IF.search(ask.question)
         listed = ask.which or bool(link.tables and link.tables[0].start == 0)  # "artists with"
         if bound is None or not listed or not link.tables or any(  # "albums by Metallica
                 f.value is False for f in self.filters):  # with more than 10 tracks": by value
@@ -402,7 +402,7 @@ class _Shapes:
                      having=f"{func}({qy.col(m.table, m.column)}) {op} {bar}")
         # "which countries have more than 5 customers": a column named before the bar
         # groups the rows the bar counts
-        bar_at = word_at(ask.question, bound_at)
+        bar_at = word_at(ask.question, kept.start()) if kept else 0
         for m in link.columns if not (ask.avg or ask.summed) else ():
             if (m.column is None or m.start >= bar_at or m.score < 0.7
                     or cue.is_numeric(m.column) or m.column.primary_key

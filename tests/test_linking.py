@@ -330,6 +330,13 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     ("What is the most popular media type by number of tracks?",
      "SELECT m.Name FROM MediaType m JOIN Track t ON t.MediaTypeId = m.MediaTypeId "
      "GROUP BY m.MediaTypeId ORDER BY COUNT(*) DESC LIMIT 1"),
+    # sales counted in the lines that record them
+    ("How many tracks have been sold in total?", "SELECT SUM(Quantity) FROM InvoiceLine"),
+    ("How many tracks were sold in each genre? Show genre name and count.",
+     "SELECT g.Name, SUM(il.Quantity) FROM InvoiceLine il JOIN Track t ON il.TrackId = "
+     "t.TrackId JOIN Genre g ON t.GenreId = g.GenreId GROUP BY g.GenreId"),
+    ("How many different tracks have been sold?",
+     "SELECT COUNT(DISTINCT TrackId) FROM InvoiceLine"),
     # a quoted value the index holds is no person's name as well
     ("How many employees have the title 'IT Staff'?",
      "SELECT COUNT(*) FROM Employee WHERE Title = 'IT Staff'"),

@@ -81,6 +81,13 @@ class Query:
                 return f"SUM({line} * {self.col(child, qty)})" if qty else f"SUM({line})"
         return f"SUM({col})"
 
+    def units(self, t: Table) -> str:
+        """How many things rows of `t` record: the sum of its quantity column if it has
+        one ("units sold"), else its rows."""
+        self.need(t)
+        qty = next((c for c in t.columns if _QUANTITY.search(c.name)), None)
+        return f"SUM({self.col(t, qty)})" if qty is not None else "COUNT(*)"
+
     def source(self) -> str:
         out = self.name(self.subject)
         for hop in self.joins:

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from .asked import Asked, Filter
     from .linking import Link
 
-__all__ = ["NEVER", "SELF_JOIN", "absences", "empty_references", "referring", "self_joins"]
+__all__ = ["NEVER", "SELF_JOIN", "absences", "empty_references", "referring", "sale_lines",
+           "self_joins"]
 
 #: The prior of a self-join: a question about a table's own hierarchy, with its cue words,
 #: is surely about it.
@@ -38,6 +39,7 @@ NEVER = re.compile(r"\b(never|no(?!\s+(?:duplicate|repeat|double))|without|"
                    r"not\s+(?:\w+\s+){0,3}?any|none\s+of|not\s+in\s+a)\b")
 #: Where a sale is recorded: "never sold" looks for the lines of an order or invoice.
 SOLD_IN = re.compile(r"(?i)line|item|order|sale|purchase")
+SOLD = re.compile(r"\b(sold|bought|purchased|ordered|sell|buy)\b")
 
 #: "report to Nancy Edwards", "managed by ...", "who works under ...": the name is the
 #: manager's, the answer their reports.
@@ -110,7 +112,7 @@ def referring(ask: Asked, link: Link, subject: Table) -> list[tuple[Table, str, 
         return []
     named = {id(m.table): m.table for m in [*link.tables, *link.columns]
              if m.score >= 0.6 and m.table is not subject}
-    if re.search(r"\b(sold|bought|purchased|ordered|sell|buy)\b", ask.q):
+    if SOLD.search(ask.q):
         named.update({id(t): t for t in link.snap.tables if SOLD_IN.search(t.name)})
     out = []
     # "employees with no one reporting to them": the table's own reference to itself
@@ -159,3 +161,12 @@ def absences(ask: Asked, link: Link, subject: Table, qy: Query
     out += [(f"{qy.col(subject, c)} IS NULL", 1.08, None)
             for c in empty_references(ask, link, subject)]
     return out
+
+
+def sale_lines(ask: Asked, link: Link, subject: Table) -> Table | None:
+    """"How many tracks have been sold", "tracks sold per genre": the table recording sales
+    whose rows point at `subject` (each a sale of one), when the question counts sales."""
+    if not (ask.counting and SOLD.search(ask.q)) or NEVER.search(ask.q):
+        return None  # "never sold" counts what has no sale
+    return next((child for child, _, _ in referring(ask, link, subject)
+                 if child is not subject and SOLD_IN.search(child.name)), None)

@@ -22,9 +22,9 @@ from itertools import product
 from ..databases.catalog import Column, Table
 from . import asked as cue
 from . import named_columns as meant
+from . import references as ref
 from .linking import Link, Linked, join_path, label_columns, to_one, word_at
 from .querytext import Query, alias, ident
-from .references import NEVER, SELF_JOIN, absences, empty_references, referring, self_joins
 from .subjects import group_keys, subjects_of
 
 __all__ = ["Candidate", "candidates"]
@@ -166,8 +166,8 @@ class _Shapes:
         self.most_of_a_column()
         self.kept_groups()
         self.never()
-        self.out += [Candidate(sql, round(SELF_JOIN * self.prior, 4), "self-join", values=1)
-                     for sql in self_joins(self.ask, self.link, self.subject, self.filters,
+        self.out += [Candidate(sql, round(ref.SELF_JOIN * self.prior, 4), "self-join", values=1)
+                     for sql in ref.self_joins(self.ask, self.link, self.subject, self.filters,
                                            self.dialect)]
         self.rows()
         return self.out
@@ -220,7 +220,7 @@ class _Shapes:
             return
         # "how many different composers": with a column named, hardly every row
         named = any(m.score >= 0.9 for m in self.shown)
-        plain = 0.85 if NEVER.search(ask.q) else 1.0  # "how many tracks were never sold"
+        plain = 0.85 if ref.NEVER.search(ask.q) else 1.0  # "how many tracks were never sold"
         qy = self.query()
         keys = [c for c in self.subject.columns if c.primary_key]
         # "how many invoices include a Jazz track": each invoice once, however many lines
@@ -228,6 +228,11 @@ class _Shapes:
             not to_one(self.link.snap, self.subject, f.table) for f in self.filters
             if f.table is not self.subject) else "COUNT(*)"
         self.add(qy, [rows], (0.6 if named else 0.8) if ask.distinct else plain, "count")
+        if (sales := ref.sale_lines(ask, self.link, self.subject)) is not None:
+            qy = self.query()  # "how many (different) tracks have been sold"
+            units = qy.units(sales)  # the sales joined
+            self.add(qy, [f"COUNT(DISTINCT {qy.col(self.subject, keys[0])})" if ask.distinct
+                          and keys else units], 1.05, "count")
         if ask.distinct:
             for m in self.shown:
                 assert m.column is not None
@@ -309,6 +314,9 @@ class _Shapes:
                 self.add(qy, ["COUNT(*)"], 1.05 * g_score, "group", group=inner,
                          outer=alias(f"AVG({n})", self.dialect))
             aggs = self._aggs(qy)[:2]
+            sales = ref.sale_lines(ask, self.link, self.subject)
+            if sales is not None and not ask.distinct:  # "tracks sold per genre"
+                aggs = [(qy.units(sales), 1.0)]
             if key is self.subject:  # "how much has each customer spent": a number afar
                 afar = {m.column.name: m for m in self.link.columns if m.column is not None
                         and m.table is not key and m.score >= 0.6 and cue.is_numeric(m.column)}
@@ -418,10 +426,10 @@ class _Shapes:
         """"How many tracks have never been sold", "artists with no albums": the rows of
         the table asked about that no row of a table referring to it points at."""
         ask, subject = self.ask, self.subject
-        if self.filters or self.groups or not NEVER.search(ask.q):
+        if self.filters or self.groups or not ref.NEVER.search(ask.q):
             return
         qy = self.query()
-        for cond, score, hidden in absences(ask, self.link, subject, qy):
+        for cond, score, hidden in ref.absences(ask, self.link, subject, qy):
             shown = [(t, c) for t, c in self.explicit if (t.name, c.name) != hidden]
             select = ["COUNT(*)"] if ask.counting else [
                 qy.col(t, c) for t, c in shown or [(subject, c) for c in label_columns(subject)]]
@@ -513,8 +521,8 @@ class _Shapes:
             0.7 if ask.counting else 0.9)
         if cue.kept_if(ask.question) and all(f.value for f in self.filters):
             base *= 0.8  # "more than 5" left unread
-        if NEVER.search(q) and (referring(ask, self.link, subject)
-                                or empty_references(ask, self.link, subject)):
+        if ref.NEVER.search(q) and (ref.referring(ask, self.link, subject)
+                                or ref.empty_references(ask, self.link, subject)):
             base *= 0.85  # "not in any playlist" left unread
         self.add(qy, select, base + (0.1 if explicit else 0),
                  "filter" if self.filters else "list", order=order, dist=dist, group=by_row)

@@ -363,6 +363,49 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     ("How many tracks use each genre? Show genre name and count.",
      "SELECT g.Name, COUNT(*) FROM Track t JOIN Genre g ON t.GenreId = g.GenreId "
      "GROUP BY g.GenreId"),
+    # a bar written as a word
+    ("Which artists have more than two albums?",
+     "SELECT ar.Name FROM Album al JOIN Artist ar ON al.ArtistId = ar.ArtistId "
+     "GROUP BY ar.ArtistId HAVING COUNT(*) > 2"),
+    # "the N <column values> with the most <rows>": rows counted per value
+    ("What are the 3 cities with the most invoices?",
+     "SELECT BillingCity FROM Invoice GROUP BY BillingCity ORDER BY COUNT(*) DESC LIMIT 3"),
+    # "the total number of <a number column>" sums it
+    ("total number of bytes of the tracks in the Jazz genre",
+     "SELECT SUM(t.Bytes) FROM Track t JOIN Genre g ON t.GenreId = g.GenreId "
+     "WHERE g.Name = 'Jazz'"),
+    # a verb after the table asked about is no table of its own
+    ("Which artist recorded the album 'Let There Be Rock'?",
+     "SELECT ar.Name FROM Album al JOIN Artist ar ON al.ArtistId = ar.ArtistId "
+     "WHERE al.Title = 'Let There Be Rock'"),
+    # "show employee id": the group's key a customer's reference points at
+    ("How many customers does each support rep have? Show the employee id and count.",
+     "SELECT e.EmployeeId, COUNT(*) FROM Customer c JOIN Employee e "
+     "ON c.SupportRepId = e.EmployeeId GROUP BY e.EmployeeId"),
+    # money ranks by a sum, not a count; the columns asked for are shown
+    ("Which employee's customers spent the most? Give the employee's last name.",
+     "SELECT e.LastName FROM Invoice i JOIN Customer c ON i.CustomerId = c.CustomerId "
+     "JOIN Employee e ON c.SupportRepId = e.EmployeeId GROUP BY e.EmployeeId "
+     "ORDER BY SUM(i.Total) DESC LIMIT 1"),
+    # never sold, two tables away from the sales
+    ("Which artists have never sold a track?",
+     "SELECT Name FROM Artist WHERE ArtistId NOT IN (SELECT al.ArtistId FROM InvoiceLine il "
+     "JOIN Track t ON il.TrackId = t.TrackId JOIN Album al ON t.AlbumId = al.AlbumId)"),
+    # a hierarchy ranked and counted
+    ("Which manager has the most direct reports?",
+     "SELECT m.FirstName, m.LastName FROM Employee e JOIN Employee m "
+     "ON e.ReportsTo = m.EmployeeId GROUP BY m.EmployeeId ORDER BY COUNT(*) DESC LIMIT 1"),
+    ("How many employees does each manager have?",
+     "SELECT m.FirstName, m.LastName, COUNT(*) FROM Employee e JOIN Employee m "
+     "ON e.ReportsTo = m.EmployeeId GROUP BY m.EmployeeId"),
+    # "the invoice with the highest total": one row's number ranks
+    ("Which customer made the invoice with the largest total? Give first and last name.",
+     "SELECT c.FirstName, c.LastName FROM Invoice i JOIN Customer c "
+     "ON i.CustomerId = c.CustomerId ORDER BY i.Total DESC LIMIT 1"),
+    # a blank is no group to list
+    ("Which composers wrote more than 15 tracks?",
+     "SELECT Composer FROM Track WHERE Composer IS NOT NULL GROUP BY Composer "
+     "HAVING COUNT(*) > 15"),
 ])
 def test_the_chosen_candidate_answers_the_question(chinook, question: str, gold: str) -> None:
     _answers(chinook, question, gold)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..databases.catalog import Column, Table
 from .context import _stem, _words
@@ -42,6 +42,10 @@ MAX = re.compile(r"(?i)\b(max|maximum|largest|highest|biggest|greatest|most\s+re
 MIN = re.compile(r"(?i)\b(min|minimum|smallest|lowest|least|cheapest|earliest|first|"
                   r"shortest|fewest|oldest)\b")
 MOST = re.compile(r"(?i)\b(most|highest|largest|biggest|top|best)\b")
+#: "spent the most", "the most invoice revenue": ranked by a sum of money, not a count
+MONEY_MOST = re.compile(r"(?i)\b(spent|spend|spends|earned|earns|paid|pays|brought\s+in|"
+                        r"generated|grossed)\s+(?:the\s+)?(most|least)\b|\b(most|least)\s+"
+                        r"(?:\w+\s+)?(revenue|money|income|earnings|spending|profit)\b")
 #: "the highest invoice total" ranks a column named total; "the highest total sales" sums
 RANKED_TOTAL = re.compile(r"(?i)\b(lowest|highest|largest|smallest|biggest|maximum|minimum|"
                           r"average|mean|max|min)\s+(\w+\s+)?total\b(?!\s+(sales|revenue|"
@@ -344,6 +348,43 @@ def read(question: str) -> Asked:
         most=bool(MOST.search(q) or LEAST.search(q)))
 
 
+def words_after(words: str, question: str) -> set[int]:
+    """Indexes of the words that follow any of `words` (a regex alternation)."""
+    return {word_at(question, m.end()) for m in re.finditer(rf"(?i)\b(?:{words})\s", question)}
+
+
+def order_dir(ask: Asked, c: Column) -> str:
+    """Which way a superlative ranks by `c`: "the youngest" is the latest birth date."""
+    q = ask.q
+    if is_date(c) and re.search(r"(?i)birth|born", c.name):
+        return "DESC" if YOUNG.search(q) else "ASC"
+    if is_date(c):
+        return "ASC" if OLD.search(q) and not YOUNG.search(q) else "DESC"
+    return "ASC" if MIN.search(q) and not MAX.search(q) else "DESC"
+
+
+def read_linked(question: str, link: Link) -> Asked:
+    """`read`, corrected by what the question names in the schema."""
+    ask = read(question)
+    # "what's the most expensive product": a superlative of a table's rows asks for a row
+    for m in re.finditer(r"(?i)\b(\w+est|most\s+\w+|least\s+\w+)\b", question):
+        at = word_at(question, m.end())
+        heads = [t for t in link.tables if t.start in (at, at + 1)  # the noun, not "invoice
+                 and not any(c.start == t.end for c in link.columns)]  # total"
+        if not ask.which and heads:
+            ask = replace(ask, which=True)
+    for m in re.finditer(r"(?i)\bwith\s+the\s+(\w+est|most|least)\b", question):
+        at = word_at(question, m.start())  # "the employee with the earliest hire date"
+        if not ask.which and any(t.end == at for t in [*link.tables, *link.columns]):
+            ask = replace(ask, which=True)
+    for m in re.finditer(r"(?i)\b(total\s+)?(?:number|amount)\s+of\s", question):
+        at = word_at(question, m.end())  # "the total number of bytes": a column's sum
+        if ask.counting and any(c.start == at and c.column is not None and is_numeric(
+                c.column) for c in link.columns) and not any(t.start == at for t in link.tables):
+            ask = replace(ask, counting=False, summed=ask.summed or bool(m.group(1)))
+    return ask
+
+
 def number_filters(numbers: list[tuple[str, float, str, int]],
                     measures: list[tuple[Table, Column, float]], q: str, limit: int | None,
                     *, dfilters_present: bool) -> list[Filter]:
@@ -364,7 +405,7 @@ def number_filters(numbers: list[tuple[str, float, str, int]],
 
 
 KEPT_IF = re.compile(r"(?i)\b(more\s+than|over|above|greater\s+than|at\s+least|fewer\s+than|"
-                     r"less\s+than|under|below)\s+\$?(\d+(?:\.\d+)?)(?:\s*([a-z]+))?")
+                     rf"less\s+than|under|below)\s+\$?{NUM}\b(?:\s*([a-z]+))?")
 
 
 def kept_if(question: str) -> tuple[str, float, str] | None:
@@ -376,7 +417,8 @@ def kept_if(question: str) -> tuple[str, float, str] | None:
     word = m.group(1).lower()
     op = ">=" if word.startswith("at") else "<" if word.split()[0] in (
         "fewer", "less", "under", "below") else ">"
-    return op, float(m.group(2)), (m.group(3) or "").lower()
+    n = number_of(m.group(2))
+    return (op, n, (m.group(3) or "").lower()) if n is not None else None
 
 
 def is_flag(c: Column) -> bool:

@@ -4,13 +4,15 @@ A table that refers to itself: "who is Jane Peacock's manager", "which employees
 Nancy Edwards". Its own foreign key (`Employee.ReportsTo` -> `Employee`) joins it to itself
 under two names, `e` (the one who reports) and `m` (the one reported to); the name the
 question gives filters one side and the rows of the other are the answer; with no name,
-each row beside the one it points at ("every employee and their manager"), or the rows
-others point at ("which employees manage others").
+each row beside the one it points at ("every employee and their manager"), the rows
+others point at ("which employees manage others"), or those rows ranked or counted by how
+many point at them ("who manages the most employees").
 
 Rows that nothing refers to: "tracks never sold", "artists with no albums". The table
 asked about keeps the rows whose key no row of a table referring to it holds; or, when it
 refers to the table named ("customers with no support rep"), the rows whose reference is
-empty.
+empty. "Never sold" looks for the lines of a sale, however many tables away ("genres never
+sold": no line's track is of the genre).
 
 Kept apart from `shapes.py`, whose queries read each table once along a join path.
 """
@@ -50,6 +52,10 @@ UNDER = re.compile(r"(?i)\b(?:reports?|reporting|reported)\s+(?:directly\s+)?to\
 MANAGES = re.compile(r"\b(?:manage|manages|supervise|supervises|lead|leads)\s+(?:other|others|"
                      r"another|someone|somebody|anyone|any|at\s+least\s+one|a\s+team|people)\b|"
                      r"\bhave\s+(?:direct\s+)?reports\b")
+#: "who manages the most employees", "reports per manager": each row by those under it.
+LEADS = re.compile(r"\b(?:manages|manage|supervises|supervise|leads|oversees|oversee)\b|"
+                   r"\b(?:direct\s+)?reports\b")
+GROUPS = re.compile(r"\b(?:each|per|every)\s+(?:manager|boss|supervisor|lead)\b")
 #: "Jane Peacock's manager", "who does Jane report to": the name is the report's.
 ABOVE = re.compile(r"(?i)\b(manager|boss|supervisor|superior)\b|\breports?\s+to\s*\??\s*$|"
                    r"\bwho\s+(?:manages|supervises|leads)\b")
@@ -71,6 +77,13 @@ def self_joins(ask: Asked, link: Link, subject: Table, filters: list[Filter],
         return f"{alias}.{ident(name, dialect)}"
 
     on = f"{col('e', fk.columns[0])} = {col('m', keys[0].name)}"
+    if not filters and ((LEADS.search(ask.q) and ask.most) or (
+            GROUPS.search(ask.q) and ask.counting)):
+        # "who manages the most employees", "how many reports does each manager have"
+        shown = ", ".join(col("m", c.name) for c in label_columns(subject))
+        grouped = f"FROM {table} AS e JOIN {table} AS m ON {on} GROUP BY {col('m', keys[0].name)}"
+        return [f"SELECT {shown} {grouped} ORDER BY COUNT(*) {ask.direction} "
+                f"LIMIT {ask.limit or 1}" if ask.most else f"SELECT {shown}, COUNT(*) {grouped}"]
     if not filters and MANAGES.search(ask.q) and not NEVER.search(ask.q):
         # "which employees manage other employees": the rows others point at
         inner = f"SELECT {col('x', fk.columns[0])} FROM {table} AS x"
@@ -160,6 +173,19 @@ def absences(ask: Asked, link: Link, subject: Table, qy: Query
                     (child.name, ref)))
     out += [(f"{qy.col(subject, c)} IS NULL", 1.08, None)
             for c in empty_references(ask, link, subject)]
+    if SOLD.search(ask.q) and not any(SOLD_IN.search(c.name) for c, _, _ in referring(
+            ask, link, subject)) and len(keys := [c for c in subject.columns if c.primary_key
+                                                 ]) == 1:
+        for sale in sorted((t for t in link.snap.tables if SOLD_IN.search(t.name)),
+                           key=lambda t: not re.search(r"(?i)line|item", t.name)):
+            sold = Query(link, sale, qy.dialect)  # "genres never sold": their tracks' lines
+            sold.need(subject)
+            if sold.ok and len(sold.joins) > 1:
+                last = sold.joins.pop()  # the table pointing at `subject` holds the key
+                key = sold.col(last.left, last.left_cols[0])
+                out.append((f"{qy.col(subject, keys[0])} NOT IN (SELECT {key} FROM "
+                            f"{sold.source()} WHERE {key} IS NOT NULL)", 1.05, None))
+                break
     return out
 
 

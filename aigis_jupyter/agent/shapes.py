@@ -16,7 +16,7 @@ import logging
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import product
 
 from ..databases.catalog import Column, Table
@@ -69,18 +69,7 @@ def candidates(question: str, link: Link, dialect: str) -> list[Candidate]:
 
 
 def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
-    ask = cue.read(question)
-    # "what's the most expensive product": a superlative of a table's rows asks for a row
-    for m in re.finditer(r"(?i)\b(\w+est|most\s+\w+|least\s+\w+)\b", question):
-        at = word_at(question, m.end())
-        heads = [t for t in link.tables if t.start in (at, at + 1)  # the noun, not "invoice
-                 and not any(c.start == t.end for c in link.columns)]  # total"
-        if not ask.which and heads:
-            ask = replace(ask, which=True)
-    for m in re.finditer(r"(?i)\bwith\s+the\s+(\w+est|most|least)\b", question):
-        at = word_at(question, m.start())  # "the employee with the earliest hire date"
-        if not ask.which and any(t.end == at for t in link.tables):
-            ask = replace(ask, which=True)
+    ask = cue.read_linked(question, link)
     subjects = subjects_of(question, link)
     if not subjects:
         return []
@@ -156,6 +145,10 @@ class _Shapes:
             or before[m.start] & meant.SHOW_CUE)]  # title" does not
         self.explicit = meant.explicit_columns(ask.question, link, subject, self.shown, ask.ranks)
         self.groups = groups
+        # "the invoice with the highest total": a number of a row ranks, not a count
+        after = cue.words_after(r"\w+est|most|least", ask.question)
+        self.ranked_by_column = any(m.start in after and m.column is not None and m.score >= 0.9
+                                    and cue.is_numeric(m.column) for m in link.columns)
         self.out: list[Candidate] = []
 
     def all(self) -> list[Candidate]:
@@ -203,13 +196,14 @@ class _Shapes:
         self.out.append(Candidate(qy.finish(sql), round(score * self.prior, 4), shape,
                                   values=sum(f.value for f in self.filters), probe=probe))
 
-    def order_dir(self, c: Column) -> str:
-        q = self.ask.q
-        if cue.is_date(c) and re.search(r"(?i)birth|born", c.name):
-            return "DESC" if cue.YOUNG.search(q) else "ASC"
-        if cue.is_date(c):
-            return "ASC" if cue.OLD.search(q) and not cue.YOUNG.search(q) else "DESC"
-        return "ASC" if cue.MIN.search(q) and not cue.MAX.search(q) else "DESC"
+    def labels(self, table: Table) -> list[Column]:
+        """What names a row of `table` in the answer: the columns the question asks to see
+        of it ("give the rep's last name"; "show customer id", as an invoice's CustomerId
+        points at it), else its label columns."""
+        return [c for t, c in self.explicit if t is table and not cue.is_numeric(c)] or [
+            c for t, x in self.explicit for fk in t.foreign_keys for c in table.columns
+            if fk.ref_table == table.name and (fk.columns, fk.ref_columns) == ([x.name], [c.name])
+        ] or label_columns(table)
 
     # -- shapes -------------------------------------------------------------------------
 
@@ -303,8 +297,7 @@ class _Shapes:
                 inner = grp
             else:
                 assert isinstance(key, Table)
-                labels = [c for t, c in self.explicit if t is key and not cue.is_numeric(c)
-                          ] or label_columns(key)  # "show the rep's last name and the total"
+                labels = self.labels(key)
                 pk = [c for c in key.columns if c.primary_key] or labels
                 sel, grp = [qy.col(key, c) for c in labels], [qy.col(key, c) for c in pk]
                 order_key, inner = sel[0], grp
@@ -348,14 +341,15 @@ class _Shapes:
         if not (ask.superlative and (ask.which or ask.limit)) or self.groups or not link.tables:
             return
         first = link.tables[0].table
-        labels = label_columns(first)
+        labels = self.labels(first)
         pk = [c for c in first.columns if c.primary_key] or labels
         for other in link.tables[1:]:
             if other.table is first or to_one(link.snap, first, other.table):
                 continue  # "the longest track in the Blues genre": one genre per track
             qy = self.query(other.table)
             sel, grp = [qy.col(first, c) for c in labels], [qy.col(first, c) for c in pk]
-            aggs = [("COUNT(*)", 1.0 if ask.most or ask.counting else 0.8)] + [
+            aggs = [("COUNT(*)", 0.7 if cue.MONEY_MOST.search(ask.q) or self.ranked_by_column
+                     else 1.0 if ask.most or ask.counting else 0.8)] + [
                 (f"AVG({qy.col(t, c)})" if ask.avg else qy.sum_of(t, c), s)  # "largest
                 for t, c, s in self.measures[:2] if cue.is_numeric(c)]  # average file size"
             for agg, a_score in aggs:
@@ -420,7 +414,8 @@ class _Shapes:
             qy = self.query(first)
             col = qy.col(m.table, m.column)
             self.add(qy, [col], (1.0 if m.table is first else 0.8) * m.score, "group",
-                     group=[col], having=f"COUNT(*) {op} {value}")
+                     group=[col], having=f"COUNT(*) {op} {value}",  # a blank is no composer
+                     where=[f"{col} IS NOT NULL"] if m.column.nullable else [])
 
     def never(self) -> None:
         """"How many tracks have never been sold", "artists with no albums": the rows of
@@ -498,16 +493,20 @@ class _Shapes:
         by_row = [qy.col(one, keys[0])] if fans_out and one is not None and len(keys) == 1 and (
             not values_only) and not ask.distinct else None
         dist = dist or (fans_out and not by_row)
+        # "the 2 countries with the most invoices": rows counted, not a row's measure
+        after = cue.words_after("most|fewest", ask.question)
+        counted = 0.8 if any(t.start in after for t in self.link.tables) else 1.0
         if ask.superlative or ask.limit:
             for t, c, s in (self.measures or self.numeric)[:3]:
                 qy2 = self.query()
                 sel = [qy2.col(tt, cc) for tt, cc in cols]
                 # without "which" or a number, "the smallest file size" is one value
                 weight = (1.0 if ask.which or ask.limit else 0.85) * (
-                    0.8 if self.groups else 1) * (0.7 if ask.avg or ask.summed else 1)  # a row
+                    0.8 if self.groups else 1) * (0.7 if ask.avg or ask.summed else 1) * (
+                    counted)  # a row
                 # is no average, nor a sum
                 self.add(qy2, sel, weight * s + 0.02, "topk",
-                         order=f"{qy2.col(t, c)} {self.order_dir(c)}", lim=ask.limit or 1)
+                         order=f"{qy2.col(t, c)} {cue.order_dir(ask, c)}", lim=ask.limit or 1)
         order = None
         if cue.ASC.search(q) or cue.DESC.search(q):
             sort = meant.sort_column(ask.question, self.link, subject) or (
@@ -515,7 +514,7 @@ class _Shapes:
             plain_asc = cue.ASC.search(q) and not cue.DESC.search(q) and not re.search(
                 r"(?i)oldest|newest|latest|earliest", q)
             if sort is not None:
-                order = f"{qy.col(*sort)} {'ASC' if plain_asc else self.order_dir(sort[1])}"
+                order = f"{qy.col(*sort)} {'ASC' if plain_asc else cue.order_dir(ask, sort[1])}"
         base = 0.4 if self.groups else 0.5 if (
             ask.superlative or ask.limit or ask.avg or ask.summed) else (
             0.7 if ask.counting else 0.9)

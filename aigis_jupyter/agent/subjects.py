@@ -33,7 +33,8 @@ def subjects_of(question: str, link: Link) -> list[tuple[Table, float]]:
     lead = cue.COUNT.search(q) or re.search(r"(?i)\b(which|what|list|name|show|who)\b", q)
     after = [m for m in link.tables if lead and m.start >= word_at(question, lead.start())]
     first = list(after or link.tables)
-    while len(first) > 1 and first[1].start == first[0].end:  # "product categories"
+    while len(first) > 1 and first[1].start == first[0].end and not (  # "product
+            link.words[first[1].start].endswith("ed")):  # categories", not "artist recorded"
         first = first[1:]
     if re.match(r"(?i)\s*who\b", q):  # "who is the support rep for ...": a person
         valued = [t for h in link.hints if (t := table_named(link.snap, h.table)) is not None]

@@ -406,6 +406,24 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     ("Which composers wrote more than 15 tracks?",
      "SELECT Composer FROM Track WHERE Composer IS NOT NULL GROUP BY Composer "
      "HAVING COUNT(*) > 15"),
+    # ranked by a number it is not asked to show
+    ("Show the ids of the 5 tracks with the largest file sizes.",
+     "SELECT TrackId FROM Track ORDER BY Bytes DESC LIMIT 5"),
+    # "when" asks for a date
+    ("When was the most recent invoice issued?", "SELECT MAX(InvoiceDate) FROM Invoice"),
+    # "which country's customers": the customers grouped by their country
+    ("Which country's customers have the most invoices?",
+     "SELECT c.Country FROM Invoice i JOIN Customer c ON i.CustomerId = c.CustomerId "
+     "GROUP BY c.Country ORDER BY COUNT(*) DESC LIMIT 1"),
+    # a year of the rows that point at the subject: each customer once
+    ("How many customers from Brazil bought something in 2023?",
+     "SELECT COUNT(DISTINCT c.CustomerId) FROM Invoice i JOIN Customer c "
+     "ON i.CustomerId = c.CustomerId WHERE c.Country = 'Brazil' "
+     "AND strftime('%Y', i.InvoiceDate) = '2023'"),
+    # "per <a value>": the rows holding it
+    ("How many customers does each sales support agent look after?",
+     "SELECT e.FirstName, e.LastName, COUNT(*) FROM Customer c JOIN Employee e "
+     "ON c.SupportRepId = e.EmployeeId GROUP BY e.EmployeeId"),
 ])
 def test_the_chosen_candidate_answers_the_question(chinook, question: str, gold: str) -> None:
     _answers(chinook, question, gold)

@@ -181,6 +181,20 @@ def numbers_in(question: str) -> list[tuple[str, float, str, int]]:
     return out
 
 
+def date_columns(link: Link, subject: Table) -> list[tuple[Table, Column, float]]:
+    """Columns a date in the question may filter, surest first: of the subject and the
+    tables named (a column named surer), else of the tables whose rows point at the subject
+    ("customers who bought in 2024": an invoice's date)."""
+    linked = [subject] + [t for t in link.ranked_tables() if t is not subject]
+    dates = [(t, c, 1.0 if any(m.column is c for m in link.columns) else 0.5)
+             for t in linked[:3] for c in t.columns if is_date(c)] or [
+        (t, c, 0.4) for t in link.snap.tables if t is not subject and any(
+            fk.ref_table == subject.name for fk in t.foreign_keys)
+        for c in t.columns if is_date(c)]
+    dates.sort(key=lambda x: (-x[2], x[0] is not subject))
+    return dates
+
+
 def date_filters(question: str, dates: list[tuple[Table, Column, float]]) -> list[Filter]:
     out: list[Filter] = []
     q = question.lower()

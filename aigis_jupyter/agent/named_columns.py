@@ -61,6 +61,14 @@ def resolve(link: Link, subject: Table) -> list[Linked]:
     return out
 
 
+def possessive(link: Link, table: Table) -> list[Column]:
+    """"Which country's customers paid the most": a column of `table` owning the rows of
+    `table` named next (the rows are grouped by it)."""
+    return [m.column for m in link.columns if m.table is table and m.column is not None
+            and m.score >= 0.7 and link.words[m.end:m.end + 1] == ["s"]
+            and any(t.start == m.end + 1 and t.table is table for t in link.tables)]
+
+
 QUALIFIERS = frozenset({"address", "number", "title", "name", "date", "code", "type"})
 
 
@@ -107,7 +115,8 @@ def explicit_columns(question: str, link: Link, subject: Table, shown: list[Link
             continue
         window = link.words[max(0, m.start - 3):m.start]
         if set(window) & SHOW_CUE and not any(  # "with the earliest hire date" ranks by it
-                w.endswith("est") or w in ("most", "least") for w in window):
+                w.endswith("est") or w in ("most", "least") for w in link.words[
+                    max(0, m.start - 3):m.end]):
             asked.add(id(m.column))
         if m.table is not subject and any(x.column is not None and x.column.name == m.column.name
                                           and x.table is subject for x in shown):

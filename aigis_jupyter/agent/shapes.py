@@ -46,8 +46,6 @@ class Candidate:
     probe: bool = False  # a count filtered on named values only: 0 means a value not found
 
 
-# --------------------------------------------------------------------------- SQL text
-
 def candidates(question: str, link: Link, dialect: str) -> list[Candidate]:
     """Queries for `question` over the linked tables, best prior first (may be empty)."""
     try:
@@ -78,10 +76,7 @@ def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
     numbers = cue.numbers_in(question)
 
     for subject, s_score in subjects:
-        linked = [subject] + [t for t in link.ranked_tables() if t is not subject]
-        dates = [(t, c, 1.0 if any(m.column is c for m in link.columns) else 0.5)
-                 for t in linked[:3] for c in t.columns if cue.is_date(c)]
-        dates.sort(key=lambda x: (-x[2], x[0] is not subject))
+        dates = cue.date_columns(link, subject)
         dfilters = cue.date_filters(question, dates[:2])
         measures = meant.measures(link, subject)
         groups = group_keys(question, link, subject)  # the same under every choice of filters
@@ -144,6 +139,8 @@ class _Shapes:
             or (m.score >= 0.9 and not before[m.start] & {"in", "on"})  # 'Live' in the
             or before[m.start] & meant.SHOW_CUE)]  # title" does not
         self.explicit = meant.explicit_columns(ask.question, link, subject, self.shown, ask.ranks)
+        if dates and re.match(r"(?i)\s*(?:when|(?:on\s+)?what\s+(?:date|day))\b", ask.question):
+            self.explicit = [dates[0][:2]]  # "when was the first invoice": its date
         self.groups = groups
         # "the invoice with the highest total": a number of a row ranks, not a count
         after = cue.words_after(r"\w+est|most|least", ask.question)
@@ -340,9 +337,10 @@ class _Shapes:
         ask, link = self.ask, self.link
         if not (ask.superlative and (ask.which or ask.limit)) or self.groups or not link.tables:
             return
-        first = link.tables[0].table
-        labels = self.labels(first)
-        pk = [c for c in first.columns if c.primary_key] or labels
+        first = link.tables[0].table  # "which country's customers": grouped by country
+        owned = meant.possessive(link, first)
+        labels = owned or self.labels(first)
+        pk = owned or [c for c in first.columns if c.primary_key] or labels
         for other in link.tables[1:]:
             if other.table is first or to_one(link.snap, first, other.table):
                 continue  # "the longest track in the Blues genre": one genre per track

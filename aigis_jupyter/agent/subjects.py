@@ -79,6 +79,14 @@ def group_keys(question: str, link: Link, subject: Table) -> list[tuple[str, obj
         if _stem(head) in cue.TIME_UNIT or head in cue.TIME_UNIT:
             out.append(("time", cue.TIME_UNIT.get(head) or cue.TIME_UNIT[_stem(head)], 1.0))
             continue
+        rest = question[m.start(1) + (skip.end() if skip else 0):].lower()
+        held = [t for h in link.hints if rest.startswith(h.said.lower())
+                and not any(x.start == start + len(h.said.split()) for x in link.tables)
+                and (t := table_named(link.snap, h.table)) is not None and t is not subject]
+        if held:  # "per sales support agent": the rows holding that title ("each Canadian
+            # customer" is a customer)
+            out.append(("table", held[0], 0.9))
+            continue
         ranks_by = limit and re.match(r"(?i)by\b", question[m.start():])
         for c in meant.resolve(link, subject):
             if c.start in (start, start + 1) and c.column is not None:

@@ -424,6 +424,24 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     ("How many customers does each sales support agent look after?",
      "SELECT e.FirstName, e.LastName, COUNT(*) FROM Customer c JOIN Employee e "
      "ON c.SupportRepId = e.EmployeeId GROUP BY e.EmployeeId"),
+    # a stored unit shown in the one asked for
+    ("What is the average length of a Jazz track in minutes?",
+     "SELECT AVG(t.Milliseconds) / 60000.0 FROM Track t JOIN Genre g ON t.GenreId = g.GenreId "
+     "WHERE g.Name = 'Jazz'"),
+    ("total size in MB of the tracks on the album 'Big Ones'",
+     "SELECT SUM(t.Bytes) / 1000000.0 FROM Track t JOIN Album a ON t.AlbumId = a.AlbumId "
+     "WHERE a.Title = 'Big Ones'"),
+    # revenue ranks by a sum
+    ("Which billing city has the most revenue?",
+     "SELECT BillingCity FROM Invoice GROUP BY BillingCity ORDER BY SUM(Total) DESC LIMIT 1"),
+    # distinct rows of the subject per group
+    ("How many different customers bought something in each year?",
+     "SELECT strftime('%Y', InvoiceDate) AS y, COUNT(DISTINCT CustomerId) FROM Invoice "
+     "GROUP BY y"),
+    # "invoice 7": a row by its key
+    ("Which tracks are on invoice 7? names only",
+     "SELECT t.Name FROM InvoiceLine il JOIN Track t ON il.TrackId = t.TrackId "
+     "WHERE il.InvoiceId = 7"),
 ])
 def test_the_chosen_candidate_answers_the_question(chinook, question: str, gold: str) -> None:
     _answers(chinook, question, gold)

@@ -45,7 +45,8 @@ MOST = re.compile(r"(?i)\b(most|highest|largest|biggest|top|best)\b")
 #: "spent the most", "the most invoice revenue": ranked by a sum of money, not a count
 MONEY_MOST = re.compile(r"(?i)\b(spent|spend|spends|earned|earns|paid|pays|brought\s+in|"
                         r"generated|grossed)\s+(?:the\s+)?(most|least)\b|\b(most|least)\s+"
-                        r"(?:\w+\s+)?(revenue|money|income|earnings|spending|profit)\b")
+                        r"(?:\w+\s+)?(revenue|money|income|earnings|spending|profit)\b|"
+                        r"\bby\s+(?:total\s+)?(sales|revenue|spending|income)\b")
 #: "the highest invoice total" ranks a column named total; "the highest total sales" sums
 RANKED_TOTAL = re.compile(r"(?i)\b(lowest|highest|largest|smallest|biggest|maximum|minimum|"
                           r"average|mean|max|min)\s+(\w+\s+)?total\b(?!\s+(sales|revenue|"
@@ -88,6 +89,10 @@ COMPARE = [
 UNIT = {"minute": 60_000, "minutes": 60_000, "min": 60_000, "second": 1_000,
          "seconds": 1_000, "hour": 3_600_000, "hours": 3_600_000, "gb": 1_000_000_000,
          "mb": 1_000_000, "kb": 1_000}
+#: "the average length in minutes": a stored number shown in the unit asked for
+IN_UNIT = re.compile(r"(?i)\bin\s+(minutes|seconds|hours|mb|megabytes|kb|kilobytes|gb|"
+                     r"gigabytes)\b")
+_UNIT_OF = {"megabytes": "mb", "kilobytes": "kb", "gigabytes": "gb"}
 NULL = re.compile(r"(?i)\b(?:no|without|missing|lack(?:ing)?|empty|blank|null)\s+"
                    r"((?:\w+\s*){1,2})")
 NOT_NULL = re.compile(r"(?i)\b(?:have|has|with)\s+(?:a|an|any|some)\s+((?:\w+\s*){1,2})|"
@@ -107,6 +112,20 @@ LIKE = [
     ("{}%", r"start(?:s|ing)?\s+with|begin(?:s|ning)?\s+with"),
     ("%{}", r"end(?:s|ing)?\s+(?:with|in)"),
 ]
+
+
+def scaled(question: str, expr: str) -> str | None:
+    """`expr` over a column in milliseconds (or bytes) divided into the unit the question
+    asks for, named for it; None when none is asked or the column is not in that unit."""
+    m = IN_UNIT.search(question)
+    unit = _UNIT_OF.get(m.group(1).lower(), m.group(1).lower()) if m else ""
+    col = re.search(r"(?i)^(?:(AVG|SUM|MAX|MIN)\()?[\w.\"]*?(milli\w*|bytes)\"?\)?$", expr)
+    if not unit or not col or ("milli" in col.group(2).lower()) != (unit not in (
+            "mb", "kb", "gb")):
+        return None
+    func = {"AVG": "average_", "SUM": "total_", "MAX": "max_", "MIN": "min_"}.get(
+        (col.group(1) or "").upper(), "")
+    return f"{expr} / {UNIT[unit]}.0 AS {func}{m.group(1).lower() if m else unit}"
 
 
 def number_of(text: str) -> float | None:
@@ -286,6 +305,12 @@ def value_filters(link: Link, question: str) -> list[list[Filter | None]]:
             # "albums has Iron Maiden released", "tracks by AC/DC": surely a value
             sure = [] if owner or made_by else [None]
             groups.append([*sorted(alts, key=lambda f: -f.score)[:4], *sure])
+    for m in link.tables:  # "invoice 5", "order #12": a row by its key
+        nxt = link.words[m.end:m.end + 2]
+        keys = [c for c in m.table.columns if c.primary_key]
+        if nxt[:1] and nxt[0].isdigit() and len(keys) == 1 and not (
+                nxt[1:] and nxt[1] in UNIT) and not (1900 <= int(nxt[0]) <= 2100):
+            groups.append([Filter(m.table, f"{{}} = {int(nxt[0])}", keys[0], 1.0, value=True)])
     for pat, cue in LIKE:
         m = re.search(rf"(?i)\b(?:{cue})\s+(?:the\s+(?:word|letter)\s+)?(['\"]?)([\w-]+)['\"]?",
                       question)
@@ -396,6 +421,8 @@ def read_linked(question: str, link: Link) -> Asked:
         if ask.counting and any(c.start == at and c.column is not None and is_numeric(
                 c.column) for c in link.columns) and not any(t.start == at for t in link.tables):
             ask = replace(ask, counting=False, summed=ask.summed or bool(m.group(1)))
+    if MONEY_MOST.search(ask.q):  # "the most revenue", "by sales": a sum, not a count
+        ask = replace(ask, summed=True)
     return ask
 
 

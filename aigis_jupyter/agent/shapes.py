@@ -73,7 +73,8 @@ def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
         return []
     out: list[Candidate] = []
     value_groups = cue.value_filters(link, question)
-    numbers = cue.numbers_in(question)
+    numbers = [n for n in cue.numbers_in(question)  # not the 5 of "invoice 5": a key
+               if not any(t.end == word_at(question, n[3]) for t in link.tables)]
 
     for subject, s_score in subjects:
         dates = cue.date_columns(link, subject)
@@ -174,18 +175,12 @@ class _Shapes:
         conds = [_render(f, qy) for f in self.filters] + list(where)
         if not qy.ok:
             return
-        items = ", ".join(alias(e, self.dialect) for e in select)
+        items = ", ".join(cue.scaled(self.ask.question, e) or alias(e, self.dialect)
+                          for e in select)  # "in minutes"
         sql = f"SELECT {'DISTINCT ' if dist else ''}{items} FROM {qy.source()}"
-        if conds:
-            sql += " WHERE " + " AND ".join(conds)
-        if group:
-            sql += " GROUP BY " + ", ".join(group)
-        if having:
-            sql += " HAVING " + having
-        if order:
-            sql += " ORDER BY " + order
-        if lim:
-            sql += f" LIMIT {lim}"
+        for word, part in (("WHERE", " AND ".join(conds)), ("GROUP BY", ", ".join(group or ())),
+                           ("HAVING", having), ("ORDER BY", order), ("LIMIT", lim)):
+            sql += f" {word} {part}" if part else ""
         if outer:  # one value over the groups: "the average number of tracks per album"
             sql = f"SELECT {outer} FROM ({qy.finish(sql)}) AS per_group"
         probe = len(select) == 1 and select[0].startswith("COUNT(") and not group and bool(
@@ -270,8 +265,11 @@ class _Shapes:
             cue_at = [word_at(ask.question, m.end()) for m in cue.DISTINCT.finditer(ask.question)]
             cd = sorted((m for m in self.shown if ask.distinct and m.column is not None),
                         key=lambda m: min((abs(m.start - i) for i in cue_at), default=0))
+            key = next((c for c in self.subject.columns if c.primary_key), None)
             aggs.insert(0, (f"COUNT(DISTINCT {qy.col(cd[0].table, cd[0].column)})", 1.0)
-                        if cd else ("COUNT(*)", 0.9 if aggs else 1.0))
+                        if cd else (f"COUNT(DISTINCT {qy.col(self.subject, key)})", 1.0)
+                        if ask.distinct and key else  # "how many distinct customers bought"
+                        ("COUNT(*)", 0.9 if aggs else 1.0))
         return aggs
 
     def grouped(self) -> None:
@@ -449,7 +447,8 @@ class _Shapes:
                          if cue.is_numeric(c) and c is not m.column]
             if (ask.most and not ask.avg and not ask.summed) or ask.counting:
                 aggs.append(("COUNT(*)", 0.9))
-            aggs += [(qy.sum_of(t, c), 0.85 * s) for t, c, s in self.measures[:1]
+            aggs += [(qy.sum_of(t, c), 0.9 * max(s, 0.9) if cue.MONEY_MOST.search(q) else 0.85 * s)
+                     for t, c, s in self.measures[:1]
                      if cue.is_numeric(c) and c is not m.column and not ask.avg]
             with_value = bool(meant.WITH_VALUE.search(q))
             for agg, a_score in aggs:

@@ -442,6 +442,31 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     ("Which tracks are on invoice 7? names only",
      "SELECT t.Name FROM InvoiceLine il JOIN Track t ON il.TrackId = t.TrackId "
      "WHERE il.InvoiceId = 7"),
+    # a count of the groups that pass a bar
+    ("How many artists have more than 5 albums?",
+     "SELECT COUNT(*) FROM (SELECT ArtistId FROM Album GROUP BY ArtistId HAVING COUNT(*) > 5)"),
+    # "the most tracks sold" ranks by the lines that sold them
+    ("Which media type has the most tracks sold?",
+     "SELECT m.Name FROM InvoiceLine il JOIN Track t ON il.TrackId = t.TrackId "
+     "JOIN MediaType m ON t.MediaTypeId = m.MediaTypeId GROUP BY m.MediaTypeId "
+     "ORDER BY SUM(il.Quantity) DESC LIMIT 1"),
+    # a superlative per group is that group's largest
+    ("For each media type, what is the longest track length? media type name and length",
+     "SELECT m.Name, MAX(t.Milliseconds) FROM Track t JOIN MediaType m "
+     "ON t.MediaTypeId = m.MediaTypeId GROUP BY m.MediaTypeId"),
+    # "the highest total track length" sums the length
+    ("Which album has the highest total track length? Give the title.",
+     "SELECT al.Title FROM Track t JOIN Album al ON t.AlbumId = al.AlbumId "
+     "GROUP BY al.AlbumId ORDER BY SUM(t.Milliseconds) DESC LIMIT 1"),
+    # a year kept under every reading
+    ("Which customer spent the most in 2024? Give the full name.",
+     "SELECT c.FirstName, c.LastName FROM Invoice i JOIN Customer c "
+     "ON i.CustomerId = c.CustomerId WHERE strftime('%Y', i.InvoiceDate) = '2024' "
+     "GROUP BY c.CustomerId ORDER BY SUM(i.Total) DESC LIMIT 1"),
+    # "released by <a name>": the maker's name, though the titles are asked for
+    ("Which albums were released by Metallica? Give the titles.",
+     "SELECT al.Title FROM Album al JOIN Artist ar ON al.ArtistId = ar.ArtistId "
+     "WHERE ar.Name = 'Metallica'"),
 ])
 def test_the_chosen_candidate_answers_the_question(chinook, question: str, gold: str) -> None:
     _answers(chinook, question, gold)

@@ -12,11 +12,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from ..databases.catalog import Column, Table
 from .context import _stem, _words
 from .doubts import QUOTED
 from .linking import NUMBER_TYPE, Link, label_columns, neighbours, word_at
+
+if TYPE_CHECKING:
+    from .querytext import Query
 
 
 def literal(value: object) -> str:
@@ -180,6 +184,11 @@ class Filter:
             cond = cond.replace("{" + c.name + "}", col(c))
         return cond
 
+    def written(self, qy: Query) -> str:
+        """The condition in `qy`, its table joined and named as `qy` names it."""
+        return self.render(lambda c: qy.col(self.table, c)).replace(
+            "{@table}", qy.name(self.table))
+
 
 def numbers_in(question: str) -> list[tuple[str, float, str, int]]:
     """(operator, value, unit word, char position) for every number the question compares."""
@@ -203,12 +212,13 @@ def numbers_in(question: str) -> list[tuple[str, float, str, int]]:
 def date_columns(link: Link, subject: Table) -> list[tuple[Table, Column, float]]:
     """Columns a date in the question may filter, surest first: of the subject and the
     tables named (a column named surer), else of the tables whose rows point at the subject
-    ("customers who bought in 2024": an invoice's date)."""
+    ("customers who bought in 2024": an invoice's date). Every subject gets a date column
+    if any, so no reading of the question drops its year."""
     linked = [subject] + [t for t in link.ranked_tables() if t is not subject]
     dates = [(t, c, 1.0 if any(m.column is c for m in link.columns) else 0.5)
              for t in linked[:3] for c in t.columns if is_date(c)] or [
-        (t, c, 0.4) for t in link.snap.tables if t is not subject and any(
-            fk.ref_table == subject.name for fk in t.foreign_keys)
+        (t, c, 0.4) for t in link.snap.tables if t not in linked[:3] and any(
+            fk.ref_table in {x.name for x in linked[:3]} for fk in t.foreign_keys)
         for c in t.columns if is_date(c)]
     dates.sort(key=lambda x: (-x[2], x[0] is not subject))
     return dates
@@ -273,7 +283,7 @@ def value_filters(link: Link, question: str) -> list[list[Filter | None]]:
             near = 1.0 if id(t) in named or (made_by and MAKER.search(t.name)) else (
                 0.8 if id(t) in beside else 0.5)
             if made_by and not MAKER.search(t.name):
-                near *= 0.8  # "albums by Metallica": the maker's name, not an album's
+                near *= 0.7  # "albums by Metallica": the maker's name, not an album's
             cols = {c.name.lower().replace("_", ""): c for c in t.columns}
             parts = phrase.split()
             if len(parts) >= 2 and "firstname" in cols and "lastname" in cols:
@@ -421,7 +431,11 @@ def read_linked(question: str, link: Link) -> Asked:
         if ask.counting and any(c.start == at and c.column is not None and is_numeric(
                 c.column) for c in link.columns) and not any(t.start == at for t in link.tables):
             ask = replace(ask, counting=False, summed=ask.summed or bool(m.group(1)))
-    if MONEY_MOST.search(ask.q):  # "the most revenue", "by sales": a sum, not a count
+    totals = [word_at(question, m.end()) for m in re.finditer(r"(?i)\btotal\s", question)]
+    if MONEY_MOST.search(ask.q) or any(  # "the most revenue", "by sales", "the highest
+            (c.start == at or (c.start == at + 1 and any(t.start == at for t in link.tables)))
+            and c.column is not None and is_numeric(c.column) and c.score >= 0.6  # total
+            for c in link.columns for at in totals):  # track length": a sum, not a count
         ask = replace(ask, summed=True)
     return ask
 

@@ -367,11 +367,14 @@ def link(question: str, snap: SchemaSnapshot, *, values: object = None,
     # the invoice's Total column
     numbers_at: dict[int, list[Column]] = {}
     for m in out.columns:
-        if m.score >= 0.6 and m.column is not None and NUMBER_TYPE.search(m.column.type or ""):
+        if m.score >= 0.6 and m.column is not None and NUMBER_TYPE.search(m.column.type or "") and (
+                not m.column.primary_key and not m.column.name.lower().endswith("id")):
             numbers_at.setdefault(m.start, []).append(m.column)
     out.columns = [replace(m, score=m.score / 2) if m.end - m.start == 1
-                   and words[m.start] in _AGG_WORDS and any(
-                       c is not m.column for c in numbers_at.get(m.end, [])) else m
+                   and words[m.start] in _AGG_WORDS and any(  # "total (track) length"
+                       c is not m.column for c in [*numbers_at.get(m.end, []), *(
+                           numbers_at.get(m.end + 1, []) if any(
+                               t.start == m.end for t in out.tables) else [])]) else m
                    for m in out.columns]
     out.tables.sort(key=lambda m: m.start)
     out.columns.sort(key=lambda m: (m.start, -m.score))

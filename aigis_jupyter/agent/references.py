@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .linking import Link
 
 __all__ = ["NEVER", "SELF_JOIN", "absences", "empty_references", "referring", "sale_lines",
-           "self_joins"]
+           "self_joins", "sold_in"]
 
 #: The prior of a self-join: a question about a table's own hierarchy, with its cue words,
 #: is surely about it.
@@ -192,7 +192,13 @@ def absences(ask: Asked, link: Link, subject: Table, qy: Query
 def sale_lines(ask: Asked, link: Link, subject: Table) -> Table | None:
     """"How many tracks have been sold", "tracks sold per genre": the table recording sales
     whose rows point at `subject` (each a sale of one), when the question counts sales."""
-    if not (ask.counting and SOLD.search(ask.q)) or NEVER.search(ask.q):
+    return sold_in(ask, link, subject) if ask.counting else None
+
+
+def sold_in(ask: Asked, link: Link, subject: Table) -> Table | None:
+    """The table recording sales of `subject`'s rows when the question speaks of sales
+    ("the genre with the most tracks sold" ranks by its lines)."""
+    if not SOLD.search(ask.q) or NEVER.search(ask.q):
         return None  # "never sold" counts what has no sale
     return next((child for child, _, _ in referring(ask, link, subject)
                  if child is not subject and SOLD_IN.search(child.name)), None)

@@ -91,16 +91,15 @@ def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
         nfilters = cue.number_filters(numbers, measures or numeric, ask.q, ask.limit,
                                    dfilters_present=bool(dfilters))
         if nfilters:  # "genres with an average length over 5 minutes": maybe a group's bar
-            bar = cue.kept_if(question) and not ask.counting
+            bar = cue.kept_if(question) and (not ask.counting or len(  # "how many albums
+                {id(t.table) for t in link.tables}) > 1)  # have more than 20 tracks"
             choice_sets.append(nfilters[:3] + ([None] if bar else []))
         keys = [k.column for kind, k, _ in groups if kind == "col" and isinstance(k, Linked)]
         flags = [f for f in cue.flag_filters(link, subject)  # "count by discontinued flag"
                  if not any(f.column is k for k in keys)]
-        for extra in (cue.null_filters(question, link, subject),
-                      flags, cue.sign_filters(question, measures),
-                      cue.average_filters(question, measures)):
-            if extra:
-                choice_sets.append(extra[:2])
+        choice_sets += [list(x[:2]) for x in (
+            cue.null_filters(question, link, subject), flags,
+            cue.sign_filters(question, measures), cue.average_filters(question, measures)) if x]
         # the likeliest choices of filters first (a value read as no value counts 0.75)
         combos = sorted(product(*choice_sets), key=lambda fs: -math.prod(
             f.score if f is not None else 0.75 for f in fs))[:MAX_COMBOS]
@@ -111,10 +110,6 @@ def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
                              measures=measures, numeric=numeric, dates=dates, groups=groups)
             out += shapes.all()
     return out
-
-
-def _render(f: cue.Filter, qy: Query) -> str:
-    return f.render(lambda c: qy.col(f.table, c)).replace("{@table}", qy.name(f.table))
 
 
 class _Shapes:
@@ -172,7 +167,7 @@ class _Shapes:
             group: list[str] | None = None, order: str | None = None,
             lim: int | None = None, dist: bool = False, where: Sequence[str] = (),
             having: str | None = None, outer: str | None = None) -> None:
-        conds = [_render(f, qy) for f in self.filters] + list(where)
+        conds = [f.written(qy) for f in self.filters] + list(where)
         if not qy.ok:
             return
         items = ", ".join(cue.scaled(self.ask.question, e) or alias(e, self.dialect)
@@ -257,9 +252,13 @@ class _Shapes:
         if ask.avg:
             aggs += [(f"AVG({qy.col(t, c)})", s) for t, c, s in (
                 measured or [x for x in self.numeric if cue.is_numeric(x[1])])[:2]]
-        elif ask.summed or (cue.MAX.search(ask.q) and measured and not ask.counting):
-            single = re.search(r"(?i)\b(biggest|largest|max|maximum|highest)\s+single\b", ask.q)
-            aggs += [(f"MAX({qy.col(t, c)})" if single else qy.sum_of(t, c), s)
+        elif ask.summed or ((cue.MAX.search(ask.q) or cue.MIN.search(ask.q)) and measured
+                            and not ask.counting):
+            # "the biggest single invoice", "for each genre, the longest track": one row's
+            single = re.search(r"(?i)\b(biggest|largest|max|maximum|highest)\s+single\b", ask.q
+                               ) or (not ask.summed and re.search(r"\b(each|per|every)\b", ask.q))
+            func = "MIN" if cue.MIN.search(ask.q) and not cue.MAX.search(ask.q) else "MAX"
+            aggs += [(f"{func}({qy.col(t, c)})" if single else qy.sum_of(t, c), s)
                      for t, c, s in measured[:2]]
         if ask.counting or not aggs:
             cue_at = [word_at(ask.question, m.end()) for m in cue.DISTINCT.finditer(ask.question)]
@@ -339,13 +338,15 @@ class _Shapes:
         owned = meant.possessive(link, first)
         labels = owned or self.labels(first)
         pk = owned or [c for c in first.columns if c.primary_key] or labels
+        by_count = 0.7 if (ask.summed and not ask.counting) or self.ranked_by_column else (
+            1.0 if ask.most or ask.counting else 0.8)  # "spent the most" is no count
         for other in link.tables[1:]:
             if other.table is first or to_one(link.snap, first, other.table):
                 continue  # "the longest track in the Blues genre": one genre per track
-            qy = self.query(other.table)
+            sold = ref.sold_in(ask, link, other.table)  # "the most tracks sold": the lines
+            qy = self.query(sold or other.table)
             sel, grp = [qy.col(first, c) for c in labels], [qy.col(first, c) for c in pk]
-            aggs = [("COUNT(*)", 0.7 if cue.MONEY_MOST.search(ask.q) or self.ranked_by_column
-                     else 1.0 if ask.most or ask.counting else 0.8)] + [
+            aggs = [(qy.units(sold) if sold else "COUNT(*)", by_count)] + [
                 (f"AVG({qy.col(t, c)})" if ask.avg else qy.sum_of(t, c), s)  # "largest
                 for t, c, s in self.measures[:2] if cue.is_numeric(c)]  # average file size"
             for agg, a_score in aggs:
@@ -371,7 +372,8 @@ class _Shapes:
         ask, link = self.ask, self.link
         bound = cue.kept_if(ask.question)
         kept = cue.KEPT_IF.search(ask.question)
-        listed = ask.which or bool(link.tables and link.tables[0].start == 0)  # "artists with"
+        listed = ask.which or ask.counting or bool(  # "artists with"; "how many artists"
+            link.tables and link.tables[0].start == 0)
         if bound is None or not listed or not link.tables or any(  # "albums by Metallica
                 f.value is False for f in self.filters):  # with more than 10 tracks": by value
             return
@@ -387,9 +389,11 @@ class _Shapes:
         func = "AVG" if ask.avg else "SUM" if ask.summed or measured else None
         for table in counted:  # an average over 5 is no count of 5
             qy = self.query(table)
-            self.add(qy, [qy.col(first, c) for c in labels], 0.6 if ask.avg else 0.95,
-                     "group", group=[qy.col(first, c) for c in pk],
-                     having=f"COUNT(*) {op} {value}")
+            self.add(qy, [qy.col(first, c) for c in pk if ask.counting] or [
+                qy.col(first, c) for c in labels], 0.6 if ask.avg else 1.2 if ask.counting
+                else 0.95, "group", group=[qy.col(first, c) for c in pk],
+                having=f"COUNT(*) {op} {value}",
+                outer=alias("COUNT(*)", self.dialect) if ask.counting else None)
         for m in measured[:2] if func else ():
             assert m.column is not None
             qy = self.query(m.table)

@@ -467,6 +467,20 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     ("Which albums were released by Metallica? Give the titles.",
      "SELECT al.Title FROM Album al JOIN Artist ar ON al.ArtistId = ar.ArtistId "
      "WHERE ar.Name = 'Metallica'"),
+    # "most recent year first": the groups in time order
+    ("Number of invoices per year, most recent year first.",
+     "SELECT strftime('%Y', InvoiceDate) AS y, COUNT(*) FROM Invoice GROUP BY y ORDER BY y DESC"),
+    # the date the verb names, not another date column
+    ("Which employees were hired after 2003? first name and hire date",
+     "SELECT FirstName, HireDate FROM Employee WHERE HireDate >= '2004-01-01'"),
+    # "... and the amount": the sum a group passed is shown
+    ("Which customers have spent more than 45 in total? Give last names and the amount.",
+     "SELECT c.LastName, SUM(i.Total) FROM Invoice i JOIN Customer c "
+     "ON i.CustomerId = c.CustomerId GROUP BY c.CustomerId HAVING SUM(i.Total) > 45"),
+    # a value naming a kind of row ranks the rows holding it, counting only what is asked
+    ("Which sales support agent has the most customers? Give first and last name.",
+     "SELECT e.FirstName, e.LastName FROM Customer c JOIN Employee e "
+     "ON c.SupportRepId = e.EmployeeId GROUP BY e.EmployeeId ORDER BY COUNT(*) DESC LIMIT 1"),
 ])
 def test_the_chosen_candidate_answers_the_question(chinook, question: str, gold: str) -> None:
     _answers(chinook, question, gold)

@@ -27,7 +27,8 @@ from .querytext import Query, ident
 
 if TYPE_CHECKING:
     from ..databases.catalog import Column, Table
-    from .asked import Asked, Filter
+    from .asked import Asked
+    from .filters import Filter
     from .linking import Link
 
 __all__ = ["NEVER", "SELF_JOIN", "absences", "empty_references", "referring", "sale_lines",

@@ -21,11 +21,12 @@ from itertools import product
 
 from ..databases.catalog import Column, Table
 from . import asked as cue
+from . import filters as where
 from . import named_columns as meant
 from . import references as ref
 from .linking import Link, Linked, join_path, label_columns, to_one, word_at
 from .querytext import Query, alias, ident
-from .subjects import group_keys, subjects_of
+from .subjects import group_keys, subjects_of, value_head
 
 __all__ = ["Candidate", "candidates"]
 
@@ -72,34 +73,33 @@ def _build(question: str, link: Link, dialect: str) -> list[Candidate]:
     if not subjects:
         return []
     out: list[Candidate] = []
-    value_groups = cue.value_filters(link, question)
-    numbers = [n for n in cue.numbers_in(question)  # not the 5 of "invoice 5": a key
-               if not any(t.end == word_at(question, n[3]) for t in link.tables)]
+    value_groups = where.value_filters(link, question)
+    numbers = where.numbers_in(question, link)
 
     for subject, s_score in subjects:
-        dates = cue.date_columns(link, subject)
-        dfilters = cue.date_filters(question, dates[:2])
+        dates = where.date_columns(link, subject)
+        dfilters = where.date_filters(question, dates[:2])
         measures = meant.measures(link, subject)
         groups = group_keys(question, link, subject)  # the same under every choice of filters
         numeric = [(subject, c, 0.3) for c in subject.columns if cue.is_numeric(c)]
         # filters: one choice per value group, each group's alternatives enumerated
-        choice_sets: list[list[cue.Filter | None]] = [
+        choice_sets: list[list[where.Filter | None]] = [
             [f for f in g if f is not None][:4] + ([None] if g[-1] is None else [])
             for g in value_groups]
         if dfilters:
             choice_sets.append(dfilters[:2])
-        nfilters = cue.number_filters(numbers, measures or numeric, ask.q, ask.limit,
+        nfilters = where.number_filters(numbers, measures or numeric, ask.q, ask.limit,
                                    dfilters_present=bool(dfilters))
         if nfilters:  # "genres with an average length over 5 minutes": maybe a group's bar
             bar = cue.kept_if(question) and (not ask.counting or len(  # "how many albums
                 {id(t.table) for t in link.tables}) > 1)  # have more than 20 tracks"
             choice_sets.append(nfilters[:3] + ([None] if bar else []))
         keys = [k.column for kind, k, _ in groups if kind == "col" and isinstance(k, Linked)]
-        flags = [f for f in cue.flag_filters(link, subject)  # "count by discontinued flag"
+        flags = [f for f in where.flag_filters(link, subject)  # "count by discontinued flag"
                  if not any(f.column is k for k in keys)]
         choice_sets += [list(x[:2]) for x in (
-            cue.null_filters(question, link, subject), flags,
-            cue.sign_filters(question, measures), cue.average_filters(question, measures)) if x]
+            where.null_filters(question, link, subject), flags,
+            where.sign_filters(question, measures), where.average_filters(question, measures)) if x]
         # the likeliest choices of filters first (a value read as no value counts 0.75)
         combos = sorted(product(*choice_sets), key=lambda fs: -math.prod(
             f.score if f is not None else 0.75 for f in fs))[:MAX_COMBOS]
@@ -116,18 +116,17 @@ class _Shapes:
     """The candidate queries of one subject table under one choice of filters."""
 
     def __init__(self, ask: cue.Asked, link: Link, subject: Table, s_score: float,
-                 filters: list[cue.Filter], dialect: str, *,
+                 filters: list[where.Filter], dialect: str, *,
                  measures: list[tuple[Table, Column, float]],
                  numeric: list[tuple[Table, Column, float]],
                  dates: list[tuple[Table, Column, float]],
                  groups: list[tuple[str, object, float]]) -> None:
         self.ask, self.link, self.subject, self.dialect = ask, link, subject, dialect
-        self.filters, self.dates = filters, dates
+        self.filters, self.dates, self.numeric = filters, dates, numeric
         self.prior = s_score * (sum(f.score for f in filters) / len(filters) if filters else 1.0)
         used = {id(f.column) for f in filters}
         # what a superlative ranks by: a measure the filters do not already use
         self.measures = [m for m in measures if id(m[1]) not in used] or measures
-        self.numeric = numeric
         # the columns the question asks to see, of the subject or a joined table
         before = {m.start: set(link.words[max(0, m.start - 2):m.start]) for m in link.columns}
         self.shown = [m for m in meant.resolve(link, subject) if m.score >= 0.7 and (
@@ -277,11 +276,9 @@ class _Shapes:
         for kind, key, g_score in self.groups:
             qy = self.query()
             if kind == "time":
-                d = next(((t, c) for t, c, _ in self.dates), None)
-                if d is None:
+                if (d := next(((t, c) for t, c, _ in self.dates), None)) is None:
                     continue
-                name = "month" if "%m" in str(key) and "%d" not in str(key) else (
-                    "day" if "%d" in str(key) else "year")
+                name = {"%Y-%m": "month", "%Y-%m-%d": "day"}.get(str(key), "year")
                 expr = f"strftime('{key}', {qy.col(d[0], d[1])})"
                 sel, grp, order_key, inner = [f"{expr} AS {name}"], [name], name, [expr]
             elif kind == "col":
@@ -309,10 +306,12 @@ class _Shapes:
                         and m.table is not key and m.score >= 0.6 and cue.is_numeric(m.column)}
                 aggs = [(f"AVG({qy.col(m.table, m.column)})" if ask.avg else qy.sum_of(
                     m.table, m.column), m.score) for m in list(afar.values())[:1] if m.column]
+            # "per year, most recent year first": the groups in time order
+            by_time = cue.TIME_FIRST.search(ask.question) if kind == "time" else None
             for agg, a_score in aggs:
                 ranked = (ask.superlative and not re.search(r"(?i)\b(each|per|every)\b", q)
                           ) or bool(ask.limit)
-                if ranked or cue.DESC.search(q):
+                if (ranked or cue.DESC.search(q)) and not by_time:
                     lim = ask.limit or (None if cue.DESC.search(q) or not ranked else 1)
                     with_value = bool(meant.WITH_VALUE.search(q)) or not lim or (lim > 1 and bool(
                         re.search(r"(?i)\bhow\s+many|\bcount|amount", q)))
@@ -326,7 +325,8 @@ class _Shapes:
                     in_order = (kind == "time" and cue.ASC.search(q)) or re.search(
                         r"(?i)in\s+\w+\s+order|chronolog", q)
                     self.add(qy, [*sel, agg], g_score * a_score, "group", group=grp,
-                             order=order_key if in_order else None)
+                             order=f"{order_key} {'ASC' if by_time.group(1)[0] in 'oe' else 'DESC'}"
+                             if by_time else order_key if in_order else None)
 
     def most_of_a_table(self) -> None:
         """"Which artist has the most tracks": group by the table asked about, count the
@@ -334,24 +334,26 @@ class _Shapes:
         ask, link = self.ask, self.link
         if not (ask.superlative and (ask.which or ask.limit)) or self.groups or not link.tables:
             return
-        first = link.tables[0].table  # "which country's customers": grouped by country
+        head = value_head(ask.question, link)  # "which sales support agent": an employee
+        first = head[0] if head else link.tables[0].table  # "which country's customers": by
         owned = meant.possessive(link, first)
         labels = owned or self.labels(first)
-        pk = owned or [c for c in first.columns if c.primary_key] or labels
+        pk = owned or [c for c in first.columns if c.primary_key] or labels  # country
         by_count = 0.7 if (ask.summed and not ask.counting) or self.ranked_by_column else (
             1.0 if ask.most or ask.counting else 0.8)  # "spent the most" is no count
-        for other in link.tables[1:]:
-            if other.table is first or to_one(link.snap, first, other.table):
+        for other in link.tables:  # (not the "sales" of "sales support agent")
+            if other.table is first or to_one(link.snap, first, other.table) or (
+                    head and other.start < head[1]):
                 continue  # "the longest track in the Blues genre": one genre per track
             sold = ref.sold_in(ask, link, other.table)  # "the most tracks sold": the lines
-            qy = self.query(sold or other.table)
-            sel, grp = [qy.col(first, c) for c in labels], [qy.col(first, c) for c in pk]
-            aggs = [(qy.units(sold) if sold else "COUNT(*)", by_count)] + [
-                (f"AVG({qy.col(t, c)})" if ask.avg else qy.sum_of(t, c), s)  # "largest
-                for t, c, s in self.measures[:2] if cue.is_numeric(c)]  # average file size"
-            for agg, a_score in aggs:
-                self.add(qy, sel, 0.95 * a_score, "group", group=grp,
-                         order=f"{agg} {ask.direction}", lim=ask.limit or 1)
+            for measure in [None, *(m for m in self.measures[:2] if cue.is_numeric(m[1]))]:
+                qy = self.query(sold or other.table)  # each its own joins: a count of rows
+                sel, grp = [qy.col(first, c) for c in labels], [qy.col(first, c) for c in pk]
+                t, c, s = measure or (first, None, by_count)  # or "the largest average size"
+                agg = (qy.units(sold) if sold else "COUNT(*)") if c is None else (
+                    f"AVG({qy.col(t, c)})" if ask.avg else qy.sum_of(t, c))
+                self.add(qy, sel, 0.95 * s, "group", group=grp, order=f"{agg} {ask.direction}",
+                         lim=ask.limit or 1)
         # "which customer has spent the most", "which media type sold the most units": a
         # measure word for a number in another table, summed per row of the table asked about
         far, weight = meant.numbers_afar(link, first)
@@ -380,7 +382,7 @@ class _Shapes:
         first = link.tables[0].table
         op, n, unit = bound
         value = int(n) if n == int(n) else n
-        labels = label_columns(first)
+        labels = self.labels(first)
         pk = [c for c in first.columns if c.primary_key] or labels
         counted = [t.table for t in link.tables[1:] if t.table is not first]
         measured = [m for m in link.columns if m.column is not None and m.score >= (
@@ -399,9 +401,10 @@ class _Shapes:
             qy = self.query(m.table)
             scaled = n * cue.UNIT.get(unit, 1) if "milli" in m.column.name.lower() else n
             bar = int(scaled) if scaled == int(scaled) else scaled  # "over 5 minutes": in ms
-            self.add(qy, [qy.col(first, c) for c in labels], 0.95 if ask.avg else 0.9 * m.score,
-                     "group", group=[qy.col(first, c) for c in pk],
-                     having=f"{func}({qy.col(m.table, m.column)}) {op} {bar}")
+            agg = f"{func}({qy.col(m.table, m.column)})"  # "... and the amount": shown too
+            self.add(qy, [qy.col(first, c) for c in labels] + [agg] * bool(meant.WITH_VALUE.search(
+                ask.q)), 0.95 if ask.avg else 0.9 * m.score, "group",
+                group=[qy.col(first, c) for c in pk], having=f"{agg} {op} {bar}")
         # "which countries have more than 5 customers": a column named before the bar
         # groups the rows the bar counts
         bar_at = word_at(ask.question, kept.start()) if kept else 0
@@ -425,10 +428,9 @@ class _Shapes:
             return
         qy = self.query()
         for cond, score, hidden in ref.absences(ask, self.link, subject, qy):
-            shown = [(t, c) for t, c in self.explicit if (t.name, c.name) != hidden]
-            select = ["COUNT(*)"] if ask.counting else [
-                qy.col(t, c) for t, c in shown or [(subject, c) for c in label_columns(subject)]]
-            self.add(qy, select, score, "never", where=[cond])  # over the plain count
+            shown = [qy.col(t, c) for t, c in self.explicit if (t.name, c.name) != hidden]
+            self.add(qy, ["COUNT(*)"] if ask.counting else shown or [  # over the plain count
+                qy.col(subject, c) for c in label_columns(subject)], score, "never", where=[cond])
 
     def most_of_a_column(self) -> None:
         """"Which country has the most customers", "top 3 countries by sales": group the
@@ -445,18 +447,16 @@ class _Shapes:
             qy = self.query()
             col = qy.col(m.table, m.column)
             known = [f"{col} IS NOT NULL"] if m.column.nullable else []
-            aggs: list[tuple[str, float]] = []
-            if ask.avg:
-                aggs += [(f"AVG({qy.col(t, c)})", 0.9 * s) for t, c, s in self.measures[:1]
-                         if cue.is_numeric(c) and c is not m.column]
+            aggs = [(f"AVG({qy.col(t, c)})", 0.9 * s) for t, c, s in self.measures[:1]
+                    if ask.avg and cue.is_numeric(c) and c is not m.column]
             if (ask.most and not ask.avg and not ask.summed) or ask.counting:
                 aggs.append(("COUNT(*)", 0.9))
             aggs += [(qy.sum_of(t, c), 0.9 * max(s, 0.9) if cue.MONEY_MOST.search(q) else 0.85 * s)
                      for t, c, s in self.measures[:1]
                      if cue.is_numeric(c) and c is not m.column and not ask.avg]
-            with_value = bool(meant.WITH_VALUE.search(q))
             for agg, a_score in aggs:
-                self.add(qy, [col, agg] if with_value else [col], a_score * m.score, "group",
+                self.add(qy, [col, agg] if meant.WITH_VALUE.search(q) else [col],
+                         a_score * m.score, "group",
                          group=[col], order=f"{agg} {ask.direction}", lim=ask.limit or 1,
                          where=known)
 

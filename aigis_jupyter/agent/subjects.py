@@ -14,7 +14,7 @@ from . import named_columns as meant
 from .context import _stem
 from .linking import Link, is_people, join_path, table_named, word_at
 
-__all__ = ["group_keys", "subjects_of"]
+__all__ = ["group_keys", "subjects_of", "value_head"]
 
 
 #: Verbs of making: "who recorded", "who released" (not "who wrote": a composer or
@@ -53,6 +53,17 @@ def subjects_of(question: str, link: Link) -> list[tuple[Table, float]]:
         if all(t is not s for s, _ in out):
             out.append((t, 0.8 - 0.1 * i))
     return out[:3]
+
+
+def value_head(question: str, link: Link) -> tuple[Table, int] | None:
+    """"Which sales support agent has the most customers": a value asked about as a kind
+    of row names the table holding it (not "which Canadian customer": a customer), and
+    the index of the word after it."""
+    m = re.match(r"(?i)\s*(?:which|what)\s+", question)
+    rest, at = question[m.end():].lower() if m else "", word_at(question, m.end()) if m else 0
+    return next(((t, at + len(h.said.split())) for h in link.hints if m and rest.startswith(
+        h.said.lower()) and not any(x.start == at + len(h.said.split()) for x in link.tables)
+        and (t := table_named(link.snap, h.table)) is not None), None)
 
 
 def group_keys(question: str, link: Link, subject: Table) -> list[tuple[str, object, float]]:

@@ -481,6 +481,21 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     ("Which sales support agent has the most customers? Give first and last name.",
      "SELECT e.FirstName, e.LastName FROM Customer c JOIN Employee e "
      "ON c.SupportRepId = e.EmployeeId GROUP BY e.EmployeeId ORDER BY COUNT(*) DESC LIMIT 1"),
+    # a number inside a quoted name is part of the name
+    ("How many tracks are on the playlist 'Classical 101 - The Basics'?",
+     "SELECT COUNT(*) FROM PlaylistTrack pt JOIN Playlist p ON pt.PlaylistId = p.PlaylistId "
+     "WHERE p.Name = 'Classical 101 - The Basics'"),
+    # "how long is ...": a value, not the row
+    ("How long is the shortest track, in milliseconds?", "SELECT MIN(Milliseconds) FROM Track"),
+    # "per customer country": the column of the table named before it
+    ("Total invoiced per customer country.",
+     "SELECT c.Country, SUM(i.Total) FROM Invoice i JOIN Customer c "
+     "ON i.CustomerId = c.CustomerId GROUP BY c.Country"),
+    # a bar on what was sold counts the lines
+    ("Which media types have more than 100 tracks sold?",
+     "SELECT m.Name FROM InvoiceLine il JOIN Track t ON il.TrackId = t.TrackId "
+     "JOIN MediaType m ON t.MediaTypeId = m.MediaTypeId GROUP BY m.MediaTypeId "
+     "HAVING SUM(il.Quantity) > 100"),
 ])
 def test_the_chosen_candidate_answers_the_question(chinook, question: str, gold: str) -> None:
     _answers(chinook, question, gold)

@@ -208,6 +208,8 @@ def read_linked(question: str, link: Link) -> Asked:
                  and not any(c.start == t.end for c in link.columns)]  # total"
         if not ask.which and heads:
             ask = replace(ask, which=True)
+    if re.match(r"(?i)\s*how\s+(long|big|large|much|old|expensive|heavy|far)\b", question):
+        ask = replace(ask, which=False)  # "how long is the longest track": a value
     for m in re.finditer(r"(?i)\bwith\s+the\s+(\w+est|most|least)\b", question):
         at = word_at(question, m.start())  # "the employee with the earliest hire date"
         if not ask.which and any(t.end == at for t in [*link.tables, *link.columns]):
@@ -240,6 +242,6 @@ def kept_if(question: str) -> tuple[str, float, str] | None:
     word = m.group(1).lower()
     op = ">=" if word.startswith("at") else "<" if word.split()[0] in (
         "fewer", "less", "under", "below") else ">"
-    n = number_of(m.group(2))
-    return (op, n, (m.group(3) or "").lower()) if n is not None else None
+    n = number_of(m.group(2))  # a whole number written as one: "> 5", not "> 5.0"
+    return (op, int(n) if n == int(n) else n, (m.group(3) or "").lower()) if n is not None else None
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from ..databases.catalog import Column, Table
 from .asked import COMPARE, MAKER, MONTHS, UNIT, is_date, is_numeric, is_text, number_of
 from .context import _stem, _words
+from .doubts import QUOTED
 from .linking import Link, label_columns, neighbours, word_at
 
 if TYPE_CHECKING:
@@ -69,14 +70,16 @@ class Filter:
 
 def numbers_in(question: str, link: Link | None = None) -> list[tuple[str, float, str, int]]:
     """(operator, value, unit word, char position) for every number the question compares
-    (not the 5 of "invoice 5", a key, when `link` tells the tables)."""
+    (not the 5 of "invoice 5", a key, when `link` tells the tables; not the 101 of the
+    quoted name 'Classical 101')."""
     out = []
+    quoted = [q.span() for q in QUOTED.finditer(question)]
     ops = "|".join(f"(?P<o{i}>{pat})" for i, (_, pat) in enumerate(COMPARE))
     pattern = re.compile(rf"(?i)(?:\b(?:{ops})\s+)?\$?(?P<n>\d[\d,]*(?:\.\d+)?)\s*"
                          r"(?P<u>[a-z]+)?")
     for m in pattern.finditer(question):
         n = number_of(m.group("n"))
-        if n is None:
+        if n is None or any(a <= m.start("n") < b for a, b in quoted):
             continue
         op = "="
         for i, (sym, _) in enumerate(COMPARE):

@@ -381,7 +381,6 @@ class _Shapes:
             return
         first = link.tables[0].table
         op, n, unit = bound
-        value = int(n) if n == int(n) else n
         labels = self.labels(first)
         pk = [c for c in first.columns if c.primary_key] or labels
         counted = [t.table for t in link.tables[1:] if t.table is not first]
@@ -390,11 +389,12 @@ class _Shapes:
                     and join_path(link.snap, m.table, first)]
         func = "AVG" if ask.avg else "SUM" if ask.summed or measured else None
         for table in counted:  # an average over 5 is no count of 5
-            qy = self.query(table)
+            sold = ref.sold_in(ask, link, table)  # "more than 50 tracks sold": their lines
+            qy = self.query(sold or table)
             self.add(qy, [qy.col(first, c) for c in pk if ask.counting] or [
                 qy.col(first, c) for c in labels], 0.6 if ask.avg else 1.2 if ask.counting
                 else 0.95, "group", group=[qy.col(first, c) for c in pk],
-                having=f"COUNT(*) {op} {value}",
+                having=f"{qy.units(sold) if sold else 'COUNT(*)'} {op} {n}",
                 outer=alias("COUNT(*)", self.dialect) if ask.counting else None)
         for m in measured[:2] if func else ():
             assert m.column is not None
@@ -417,7 +417,7 @@ class _Shapes:
             qy = self.query(first)
             col = qy.col(m.table, m.column)
             self.add(qy, [col], (1.0 if m.table is first else 0.8) * m.score, "group",
-                     group=[col], having=f"COUNT(*) {op} {value}",  # a blank is no composer
+                     group=[col], having=f"COUNT(*) {op} {n}",  # a blank is no composer
                      where=[f"{col} IS NOT NULL"] if m.column.nullable else [])
 
     def never(self) -> None:

@@ -105,7 +105,11 @@ def group_keys(question: str, link: Link, subject: Table) -> list[tuple[str, obj
                     continue  # "the 5 largest invoices by total": ordered by it, not grouped
                 out.append(("col", c, c.score))
         for t in link.tables:
-            if t.start in (start, start + 1) and (t.table is not subject or measured_afar):
+            own = [c for c in link.columns if c.table is t.table and c.start == t.end
+                   and c.score >= 0.7 and c.column is not None and not c.column.primary_key]
+            if t.start == start and own:  # "per customer country": the customer's country
+                out.append(("col", own[0], 1.0))
+            elif t.start in (start, start + 1) and (t.table is not subject or measured_afar):
                 out.append(("table", t.table, t.score))
     q = question.lower()
     for word, fmt in cue.TIME_UNIT.items():

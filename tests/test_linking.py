@@ -496,6 +496,17 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
      "SELECT m.Name FROM InvoiceLine il JOIN Track t ON il.TrackId = t.TrackId "
      "JOIN MediaType m ON t.MediaTypeId = m.MediaTypeId GROUP BY m.MediaTypeId "
      "HAVING SUM(il.Quantity) > 100"),
+    # tenure ranks by the hire date
+    ("Who is the longest-serving employee? first and last name",
+     "SELECT FirstName, LastName FROM Employee ORDER BY HireDate ASC LIMIT 1"),
+    # "top 3 ... by total <table>": what ranks, shown when asked
+    ("Top 3 customers by total invoices - last name and total",
+     "SELECT c.LastName, SUM(i.Total) FROM Invoice i JOIN Customer c "
+     "ON i.CustomerId = c.CustomerId GROUP BY c.CustomerId ORDER BY SUM(i.Total) DESC LIMIT 3"),
+    # a key and names of the group, in the order asked
+    ("How many invoices does each customer have? customer id, last name and count",
+     "SELECT c.CustomerId, c.LastName, COUNT(*) FROM Invoice i JOIN Customer c "
+     "ON i.CustomerId = c.CustomerId GROUP BY c.CustomerId"),
 ])
 def test_the_chosen_candidate_answers_the_question(chinook, question: str, gold: str) -> None:
     _answers(chinook, question, gold)

@@ -72,12 +72,23 @@ def possessive(link: Link, table: Table) -> list[Column]:
 QUALIFIERS = frozenset({"address", "number", "title", "name", "date", "code", "type"})
 
 
+#: "the longest-serving employee", "who has been with the company the longest": by the
+#: date they started, earliest first.
+TENURE = re.compile(r"\blongest\s+serving\b|\bmost\s+senior\b|\bseniority\b|"
+                    r"\b(?:been|worked|working)\b.*\b(?:the\s+)?longest\b")
+STARTED = re.compile(r"(?i)hire|hired|start|join|since|employ")
+
+
 def measures(link: Link, subject: Table) -> list[tuple[Table, Column, float]]:
-    """Numeric or date columns the question points at (by name or by a measure word)."""
+    """Numeric or date columns the question points at (by name, by a measure word, or by
+    asking about tenure)."""
     out: list[tuple[Table, Column, float]] = []
     for m in resolve(link, subject):
         if m.column is not None and (is_numeric(m.column) or is_date(m.column)):
             out.append((m.table, m.column, m.score))
+    if not out and TENURE.search(" ".join(link.words)):
+        out += [(subject, c, 0.9) for c in subject.columns if is_date(c) and STARTED.search(
+            c.name)][:1]
     out.sort(key=lambda x: -x[2])
     return out
 

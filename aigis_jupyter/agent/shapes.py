@@ -186,10 +186,10 @@ class _Shapes:
         """What names a row of `table` in the answer: the columns the question asks to see
         of it ("give the rep's last name"; "show customer id", as an invoice's CustomerId
         points at it), else its label columns."""
-        return [c for t, c in self.explicit if t is table and not cue.is_numeric(c)] or [
-            c for t, x in self.explicit for fk in t.foreign_keys for c in table.columns
-            if fk.ref_table == table.name and (fk.columns, fk.ref_columns) == ([x.name], [c.name])
-        ] or label_columns(table)
+        return [c for t, x in self.explicit for c in table.columns if (
+            t is table and c is x and not cue.is_numeric(c)) or any(
+            fk.ref_table == table.name and (fk.columns, fk.ref_columns) == ([x.name], [c.name])
+            for fk in t.foreign_keys)] or label_columns(table)
 
     # -- shapes -------------------------------------------------------------------------
 
@@ -352,20 +352,19 @@ class _Shapes:
                 t, c, s = measure or (first, None, by_count)  # or "the largest average size"
                 agg = (qy.units(sold) if sold else "COUNT(*)") if c is None else (
                     f"AVG({qy.col(t, c)})" if ask.avg else qy.sum_of(t, c))
-                self.add(qy, sel, 0.95 * s, "group", group=grp, order=f"{agg} {ask.direction}",
-                         lim=ask.limit or 1)
+                self.add(qy, [*sel, agg] if meant.WITH_VALUE.search(ask.q) else sel, 0.95 * s,
+                         "group", group=grp, order=f"{agg} {ask.direction}", lim=ask.limit or 1)
         # "which customer has spent the most", "which media type sold the most units": a
         # measure word for a number in another table, summed per row of the table asked about
         far, weight = meant.numbers_afar(link, first)
         for m in far[:2]:
             assert m.column is not None
             qy = self.query(m.table)
-            agg = f"AVG({qy.col(m.table, m.column)})" if ask.avg else qy.sum_of(m.table,
-                                                                                m.column)
-            self.add(qy, [qy.col(first, c) for c in labels], 0.95 * (0.5 + weight[id(m)] / 2),
-                     "group", group=[qy.col(first, c) for c in pk],
-                     order=f"{agg} {ask.direction}",
-                     lim=ask.limit or 1)
+            agg = f"AVG({qy.col(m.table, m.column)})" if ask.avg else qy.sum_of(m.table, m.column)
+            self.add(qy, [qy.col(first, c) for c in labels] + [agg] * bool(meant.WITH_VALUE.search(
+                ask.q)), 0.95 * (0.5 + weight[id(m)] / 2), "group",
+                group=[qy.col(first, c) for c in pk], order=f"{agg} {ask.direction}",
+                lim=ask.limit or 1)
 
     def kept_groups(self) -> None:
         """"Which artists have more than 5 albums", "genres with an average unit price above

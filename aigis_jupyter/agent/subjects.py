@@ -99,6 +99,8 @@ def group_keys(question: str, link: Link, subject: Table) -> list[tuple[str, obj
             out.append(("table", held[0], 0.9))
             continue
         ranks_by = limit and re.match(r"(?i)by\b", question[m.start():])
+        if ranks_by and re.match(r"(?i)(total|number|count|sum)\b", words):
+            continue  # "top 3 customers by total payments": what ranks, not a group
         for c in meant.resolve(link, subject):
             if c.start in (start, start + 1) and c.column is not None:
                 if ranks_by and cue.is_numeric(c.column):

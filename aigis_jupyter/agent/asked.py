@@ -65,6 +65,7 @@ ASC = re.compile(r"(?i)\b(alphabetical|ascending|a\s*-\s*z|oldest\s+first|lowest
 DESC = re.compile(r"(?i)\b(descending|highest\s+first|largest\s+first|biggest\s+first|"
                    r"most\s+first|newest\s+first|latest\s+first|most\s+recent\s+first|"
                    r"best\s+first)\b")
+#: "per year, most recent year first": groups in time order, not ranked by their number
 TIME_FIRST = re.compile(r"(?i)\b(most\s+recent|latest|newest|oldest|earliest)\s+(?:\w+\s+)?"
                         r"first\b")
 MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
@@ -100,7 +101,7 @@ def scaled(question: str, expr: str) -> str | None:
         return None
     func = {"AVG": "average_", "SUM": "total_", "MAX": "max_", "MIN": "min_"}.get(
         (col.group(1) or "").upper(), "")
-    return f"{expr} / {UNIT[unit]}.0 AS {func}{m.group(1).lower() if m else unit}"
+    return f"{expr} / {UNIT[unit]}.0 AS {func}{unit}"
 
 
 def number_of(text: str) -> float | None:

@@ -325,7 +325,7 @@ class _Shapes:
                     in_order = (kind == "time" and cue.ASC.search(q)) or re.search(
                         r"(?i)in\s+\w+\s+order|chronolog", q)
                     self.add(qy, [*sel, agg], g_score * a_score, "group", group=grp,
-                             order=f"{order_key} {'ASC' if by_time.group(1)[0] in 'oe' else 'DESC'}"
+                             order=f"{order_key} {'ASC' if cue.OLD.match(by_time[1]) else 'DESC'}"
                              if by_time else order_key if in_order else None)
 
     def most_of_a_table(self) -> None:
@@ -427,7 +427,8 @@ class _Shapes:
             return
         qy = self.query()
         for cond, score, hidden in ref.absences(ask, self.link, subject, qy):
-            shown = [qy.col(t, c) for t, c in self.explicit if (t.name, c.name) != hidden]
+            shown = [] if ask.counting else [  # a count joins nothing it does not show
+                qy.col(t, c) for t, c in self.explicit if (t.name, c.name) != hidden]
             self.add(qy, ["COUNT(*)"] if ask.counting else shown or [  # over the plain count
                 qy.col(subject, c) for c in label_columns(subject)], score, "never", where=[cond])
 

@@ -56,14 +56,20 @@ def subjects_of(question: str, link: Link) -> list[tuple[Table, float]]:
 
 
 def value_head(question: str, link: Link) -> tuple[Table, int] | None:
-    """"Which sales support agent has the most customers": a value asked about as a kind
-    of row names the table holding it (not "which Canadian customer": a customer), and
-    the index of the word after it."""
+    """"Which sales support agent has the most customers": the table holding the value
+    asked about as a kind of row, and the index of the word after it."""
     m = re.match(r"(?i)\s*(?:which|what)\s+", question)
-    rest, at = question[m.end():].lower() if m else "", word_at(question, m.end()) if m else 0
-    return next(((t, at + len(h.said.split())) for h in link.hints if m and rest.startswith(
-        h.said.lower()) and not any(x.start == at + len(h.said.split()) for x in link.tables)
-        and (t := table_named(link.snap, h.table)) is not None), None)
+    return _value_at(link, question[m.end():], word_at(question, m.end())) if m else None
+
+
+def _value_at(link: Link, text: str, at: int) -> tuple[Table, int] | None:
+    """A value `text` (word `at` of the question) starts with, named as a kind of row
+    ("sales support agent"), not as a word about the next ("Canadian customer"): the table
+    holding it, and the index of the word after it."""
+    return next(((t, at + len(h.said.split())) for h in link.hints
+                 if text.lower().startswith(h.said.lower())
+                 and not any(x.start == at + len(h.said.split()) for x in link.tables)
+                 and (t := table_named(link.snap, h.table)) is not None), None)
 
 
 def group_keys(question: str, link: Link, subject: Table) -> list[tuple[str, object, float]]:
@@ -90,12 +96,8 @@ def group_keys(question: str, link: Link, subject: Table) -> list[tuple[str, obj
         if _stem(head) in cue.TIME_UNIT or head in cue.TIME_UNIT:
             out.append(("time", cue.TIME_UNIT.get(head) or cue.TIME_UNIT[_stem(head)], 1.0))
             continue
-        rest = question[m.start(1) + (skip.end() if skip else 0):].lower()
-        held = [t for h in link.hints if rest.startswith(h.said.lower())
-                and not any(x.start == start + len(h.said.split()) for x in link.tables)
-                and (t := table_named(link.snap, h.table)) is not None and t is not subject]
-        if held:  # "per sales support agent": the rows holding that title ("each Canadian
-            # customer" is a customer)
+        held = _value_at(link, question[m.start(1) + (skip.end() if skip else 0):], start)
+        if held and held[0] is not subject:  # "per sales support agent": the rows holding it
             out.append(("table", held[0], 0.9))
             continue
         ranks_by = limit and re.match(r"(?i)by\b", question[m.start():])

@@ -507,6 +507,14 @@ def _result(sql: str, columns: list[str], rows: list[tuple[Any, ...]]) -> QueryR
     ("How many invoices does each customer have? customer id, last name and count",
      "SELECT c.CustomerId, c.LastName, COUNT(*) FROM Invoice i JOIN Customer c "
      "ON i.CustomerId = c.CustomerId GROUP BY c.CustomerId"),
+    # a column named before a bar on a sum groups the rows the bar sums
+    ("Which billing countries have total sales over 100?",
+     "SELECT BillingCountry FROM Invoice GROUP BY BillingCountry HAVING SUM(Total) > 100"),
+    # "include tracks by ..." searches no word
+    ("Which media types include tracks by Aerosmith?",
+     "SELECT DISTINCT m.Name FROM Track t JOIN MediaType m ON t.MediaTypeId = m.MediaTypeId "
+     "JOIN Album al ON t.AlbumId = al.AlbumId JOIN Artist ar ON al.ArtistId = ar.ArtistId "
+     "WHERE ar.Name = 'Aerosmith'"),
 ])
 def test_the_chosen_candidate_answers_the_question(chinook, question: str, gold: str) -> None:
     _answers(chinook, question, gold)

@@ -206,8 +206,10 @@ def value_filters(link: Link, question: str) -> list[list[Filter | None]]:
     for pat, cue in LIKE:
         m = re.search(rf"(?i)\b(?:{cue})\s+(?:the\s+(?:word|letter)\s+)?(['\"]?)([\w-]+)['\"]?",
                       question)
-        if m and (m.group(1) or m.group(2).lower() not in _NOT_A_WORD):  # "contain more
-            # than 1000 tracks" is no word to search for; "starts with 'The'" is
+        if m and (m.group(1) or (m.group(2).lower() not in _NOT_A_WORD and not any(
+                t.start == word_at(question, m.start(2)) for t in link.tables))):  # "contain
+            # more than 1000 tracks", "include tracks by ..." search no word; "starts with
+            # 'The'" does
             word = m.group(2)
             alts = []
             tables = {id(x.table): x.table for x in link.tables}

@@ -157,8 +157,6 @@ class _Shapes:
         self.rows()
         return self.out
 
-    # -- writing ------------------------------------------------------------------------
-
     def query(self, subject: Table | None = None) -> Query:
         return Query(self.link, subject or self.subject, self.dialect)
 
@@ -190,8 +188,6 @@ class _Shapes:
             t is table and c is x and not cue.is_numeric(c)) or any(
             fk.ref_table == table.name and (fk.columns, fk.ref_columns) == ([x.name], [c.name])
             for fk in t.foreign_keys)] or label_columns(table)
-
-    # -- shapes -------------------------------------------------------------------------
 
     def counts(self) -> None:
         """How many: rows, or distinct values of a column the question names."""
@@ -385,7 +381,7 @@ class _Shapes:
         counted = [t.table for t in link.tables[1:] if t.table is not first]
         measured = [m for m in link.columns if m.column is not None and m.score >= (
                     0.6 if ask.avg else 0.7) and cue.is_numeric(m.column)
-                    and join_path(link.snap, m.table, first)]
+                    and (m.table is first or join_path(link.snap, m.table, first))]
         func = "AVG" if ask.avg else "SUM" if ask.summed or measured else None
         for table in counted:  # an average over 5 is no count of 5
             sold = ref.sold_in(ask, link, table)  # "more than 50 tracks sold": their lines
@@ -404,20 +400,22 @@ class _Shapes:
             self.add(qy, [qy.col(first, c) for c in labels] + [agg] * bool(meant.WITH_VALUE.search(
                 ask.q)), 0.95 if ask.avg else 0.9 * m.score, "group",
                 group=[qy.col(first, c) for c in pk], having=f"{agg} {op} {bar}")
-        # "which countries have more than 5 customers": a column named before the bar
-        # groups the rows the bar counts
+        # "which countries have more than 5 customers", "... total sales over 100": a column
+        # named before the bar groups the rows the bar counts or sums
         bar_at = word_at(ask.question, kept.start()) if kept else 0
-        for m in link.columns if not (ask.avg or ask.summed) else ():
+        for m in link.columns:
             if (m.column is None or m.start >= bar_at or m.score < 0.7
                     or cue.is_numeric(m.column) or m.column.primary_key
                     or m.column in label_columns(m.table)
                     or not (m.table is first or join_path(link.snap, first, m.table))):
                 continue
-            qy = self.query(first)
-            col = qy.col(m.table, m.column)
-            self.add(qy, [col], (1.0 if m.table is first else 0.8) * m.score, "group",
-                     group=[col], having=f"COUNT(*) {op} {n}",  # a blank is no composer
-                     where=[f"{col} IS NOT NULL"] if m.column.nullable else [])
+            for x in measured[:1] if ask.avg or ask.summed else [None]:
+                qy = self.query(x.table if x else first)
+                col = qy.col(m.table, m.column)
+                passes = f"{func}({qy.col(x.table, x.column)})" if x and x.column else "COUNT(*)"
+                self.add(qy, [col], (1.0 if m.table is first else 0.8) * m.score, "group",
+                         group=[col], having=f"{passes} {op} {n}",  # a blank is no composer
+                         where=[f"{col} IS NOT NULL"] if m.column.nullable else [])
 
     def never(self) -> None:
         """"How many tracks have never been sold", "artists with no albums": the rows of

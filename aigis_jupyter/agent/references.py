@@ -167,16 +167,17 @@ def absences(ask: Asked, link: Link, subject: Table, qy: Query
     to itself, named by its column, first), or its own reference to the table named is
     empty."""
     out: list[tuple[str, float, tuple[str, str] | None]] = []
-    for child, ref, key in referring(ask, link, subject):
+    refs = referring(ask, link, subject)
+    for child, ref, key in refs:
         col = ident(ref, qy.dialect)
         out.append((f"{qy.col(subject, key)} NOT IN (SELECT {col} FROM {qy.name(child)} "
                     f"WHERE {col} IS NOT NULL)", 1.1 if child is subject else 1.05,
                     (child.name, ref)))
     out += [(f"{qy.col(subject, c)} IS NULL", 1.08, None)
             for c in empty_references(ask, link, subject)]
-    if SOLD.search(ask.q) and not any(SOLD_IN.search(c.name) for c, _, _ in referring(
-            ask, link, subject)) and len(keys := [c for c in subject.columns if c.primary_key
-                                                 ]) == 1:
+    keys = [c for c in subject.columns if c.primary_key]
+    if SOLD.search(ask.q) and len(keys) == 1 and not any(SOLD_IN.search(c.name)
+                                                         for c, _, _ in refs):
         for sale in sorted((t for t in link.snap.tables if SOLD_IN.search(t.name)),
                            key=lambda t: not re.search(r"(?i)line|item", t.name)):
             sold = Query(link, sale, qy.dialect)  # "genres never sold": their tracks' lines
